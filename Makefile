@@ -1,0 +1,67 @@
+# Melon Hall's command line. `make run` brings up the hall; `make test` runs every check.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PACKAGES := contracts services/ingest services/pricing services/dispatch deploy/devkit
+PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
+BOOTSTRAP ?= 127.0.0.1:9092
+
+.PHONY: setup run stop test lint format unit e2e kafka-up kafka-down kafka-status topics schemas lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock $(PYPROJECTS)
+	@command -v $(PYTHON) >/dev/null || { echo "Melon Hall needs $(PYTHON) on PATH"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing pinned dependencies into $(VENV) ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+		$(addprefix -e ,$(PACKAGES))
+	@touch $@
+
+run: setup
+	$(BIN)/python -m melon_devkit.hall run
+
+stop: setup
+	$(BIN)/python -m melon_devkit.hall stop
+
+test: lint
+	$(BIN)/python -m pytest
+
+unit: setup
+	$(BIN)/python -m pytest -m "not e2e"
+
+e2e: setup
+	$(BIN)/python -m pytest -m e2e
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy contracts/src services/ingest/src services/pricing/src services/dispatch/src deploy/devkit/src
+	$(BIN)/python -m melon_contracts.schemas --check contracts/schemas
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+kafka-up: setup
+	$(BIN)/python -m melon_devkit.kafka up
+
+kafka-down: setup
+	$(BIN)/python -m melon_devkit.kafka down
+
+kafka-status: setup
+	$(BIN)/python -m melon_devkit.kafka status
+
+topics: setup
+	$(BIN)/melon-topics --bootstrap $(BOOTSTRAP)
+
+schemas: setup
+	$(BIN)/python -m melon_contracts.schemas contracts/schemas
+
+lock: setup
+	$(BIN)/uv pip compile --python-version 3.11 --generate-hashes --quiet requirements.in -o requirements.lock
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,173 @@
+"""The topic registry: every Melon Hall topic is declared here once.
+
+A topic has one writer (a service); each reader that may reject a message writes it to the topic's
+dead-letter topic ``<name>.dlq`` with the reason. Event logs that services rebuild their state from
+keep their records forever (``retention_ms=-1``); the board is compacted to the latest line of
+each book.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import TypeAdapter
+
+from melon_contracts.commands import BookCommand
+from melon_contracts.envelope import Message
+from melon_contracts.events import (
+    BoardUpdated,
+    DeadLettered,
+    LotGraded,
+    LotWeighed,
+    ShipmentAssigned,
+    TradeExecuted,
+    TruckCheckedIn,
+)
+
+Service = Literal["ingest", "pricing", "dispatch"]
+KEEP_FOREVER = -1
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    value: Any
+    """The pydantic model (or discriminated union) every value on the topic validates against."""
+    partitions: int
+    writer: Service
+    readers: tuple[Service, ...] = ()
+    cleanup_policy: Literal["delete", "compact"] = "delete"
+    retention_ms: int = KEEP_FOREVER
+    description: str = ""
+    extra_config: dict[str, str] = field(default_factory=dict)
+    dead_letters_of: str | None = None
+    """For a dead-letter topic: the topic whose rejected records it keeps."""
+
+    @property
+    def writers(self) -> tuple[Service, ...]:
+        """The single writer, or for a dead-letter topic each reader of its source topic."""
+        if self.dead_letters_of is None:
+            return (self.writer,)
+        return by_name(self.dead_letters_of).readers
+
+    @cached_property
+    def adapter(self) -> TypeAdapter[Message]:
+        return TypeAdapter(self.value)
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.name}.dlq"
+
+    def config(self) -> dict[str, str]:
+        settings = {"cleanup.policy": self.cleanup_policy, **self.extra_config}
+        if self.cleanup_policy == "delete":
+            settings["retention.ms"] = str(self.retention_ms)
+        return settings
+
+
+LOTS_WEIGHED = TopicSpec(
+    name="lots.weighed",
+    key="lot id",
+    value=LotWeighed,
+    partitions=6,
+    writer="ingest",
+    readers=("ingest",),
+    description="Every weighing taken at a weigh station, with its quality sample.",
+)
+LOTS_GRADED = TopicSpec(
+    name="lots.graded",
+    key="lot id",
+    value=LotGraded,
+    partitions=6,
+    writer="ingest",
+    readers=("ingest", "pricing"),
+    description="Grades given to weighed lots, with the profile and measurements behind them.",
+)
+BOOK_COMMANDS = TopicSpec(
+    name="book.commands",
+    key="book key (variety.grade)",
+    value=BookCommand,
+    partitions=6,
+    writer="pricing",
+    readers=("pricing",),
+    description="Lots offered and bids placed or cancelled, in one order per book.",
+)
+TRADES = TopicSpec(
+    name="trades",
+    key="book key (variety.grade)",
+    value=TradeExecuted,
+    partitions=6,
+    writer="pricing",
+    readers=("dispatch",),
+    description="Every sale of crates of a lot to a merchant.",
+)
+BOARD_UPDATES = TopicSpec(
+    name="board.updates",
+    key="book key (variety.grade)",
+    value=BoardUpdated,
+    partitions=6,
+    writer="pricing",
+    readers=("pricing",),
+    cleanup_policy="compact",
+    description="The latest price-board line per book.",
+)
+TRUCKS_EVENTS = TopicSpec(
+    name="trucks.events",
+    key="plate",
+    value=TruckCheckedIn,
+    partitions=3,
+    writer="dispatch",
+    readers=("dispatch",),
+    description="Trucks at the gate and in the yard.",
+)
+DISPATCH_ASSIGNMENTS = TopicSpec(
+    name="dispatch.assignments",
+    key="plate",
+    value=ShipmentAssigned,
+    partitions=3,
+    writer="dispatch",
+    readers=("dispatch",),
+    description="Shipments put on trucks by logistics staff.",
+)
+
+TOPICS: tuple[TopicSpec, ...] = (
+    LOTS_WEIGHED,
+    LOTS_GRADED,
+    BOOK_COMMANDS,
+    TRADES,
+    BOARD_UPDATES,
+    TRUCKS_EVENTS,
+    DISPATCH_ASSIGNMENTS,
+)
+
+
+def dead_letter_topics() -> tuple[TopicSpec, ...]:
+    """One dead-letter topic per topic that has readers; each rejecting reader writes to it."""
+    return tuple(
+        TopicSpec(
+            name=spec.dlq,
+            key=spec.key,
+            value=DeadLettered,
+            partitions=1,
+            writer=spec.readers[0],
+            readers=(),
+            description=f"Messages from {spec.name} that a reader rejected, with the reason.",
+            dead_letters_of=spec.name,
+        )
+        for spec in TOPICS
+        if spec.readers
+    )
+
+
+def all_topics() -> tuple[TopicSpec, ...]:
+    return TOPICS + dead_letter_topics()
+
+
+def by_name(name: str) -> TopicSpec:
+    for spec in all_topics():
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no topic named {name!r} in the registry")

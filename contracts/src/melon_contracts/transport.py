@@ -1,0 +1,208 @@
+"""Kafka transport shared by the services: publishing with the registry's rules, and consuming.
+
+``KafkaPublisher`` is an idempotent producer (acks=all) that refuses to write a topic its service
+does not own. ``TopicReader`` runs a consume loop in a thread: it decodes each record against the
+topic's model, hands it to the handler, sends what it cannot use to the dead-letter topic with the
+reason, and commits offsets only after the handler returned. ``InMemoryPublisher`` is the fake for
+unit tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from melon_contracts.codec import UndecodableMessage, decode, decode_key, encode, encode_key
+from melon_contracts.envelope import Message
+from melon_contracts.events import DeadLettered
+from melon_contracts.topics import Service, TopicSpec, by_name
+
+log = logging.getLogger(__name__)
+
+
+class NotTheWriter(RuntimeError):
+    """A service tried to write a topic the registry gives to another service."""
+
+
+class Publisher(Protocol):
+    def publish(self, spec: TopicSpec, key: str, message: Message) -> None: ...
+
+
+def _check_writer(service: Service, spec: TopicSpec) -> None:
+    if service not in spec.writers:
+        raise NotTheWriter(f"{service} may not write {spec.name}; its writer is {spec.writer}")
+
+
+class KafkaPublisher:
+    """Publishes and waits for the broker's acknowledgement, so a 2xx means the event is durable."""
+
+    def __init__(self, service: Service, bootstrap: str, timeout_s: float = 15.0) -> None:
+        self._service = service
+        self._timeout_s = timeout_s
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id=f"melon-{service}",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            retries=2_147_483_647,
+        )
+
+    def publish(self, spec: TopicSpec, key: str, message: Message) -> None:
+        _check_writer(self._service, spec)
+        future = self._producer.send(spec.name, key=encode_key(key), value=encode(message))
+        future.get(timeout=self._timeout_s)
+
+    def close(self) -> None:
+        self._producer.close(timeout=5)
+
+
+@dataclass
+class InMemoryPublisher:
+    """Records what would have been published; for unit tests."""
+
+    service: Service
+    sent: list[tuple[str, str, Message]] = field(default_factory=list)
+
+    def publish(self, spec: TopicSpec, key: str, message: Message) -> None:
+        _check_writer(self.service, spec)
+        self.sent.append((spec.name, key, message))
+
+    def on(self, spec: TopicSpec) -> list[Message]:
+        return [message for name, _, message in self.sent if name == spec.name]
+
+
+Handler = Callable[[TopicSpec, str | None, Message], None]
+
+
+class TopicReader:
+    """A consume loop in a background thread.
+
+    With a ``group_id`` the reader shares work with other instances and resumes from committed
+    offsets. Without one it reads every partition from the beginning: that is how a service
+    rebuilds its state from the topics on start; ``caught_up`` is set once it has reached the
+    end offsets it saw when it started.
+    """
+
+    def __init__(
+        self,
+        service: Service,
+        bootstrap: str,
+        topics: Iterable[TopicSpec],
+        handler: Handler,
+        group_id: str | None = None,
+        dead_letters: Callable[[TopicSpec, DeadLettered], None] | None = None,
+    ) -> None:
+        self._service = service
+        self._bootstrap = bootstrap
+        self._specs = {spec.name: spec for spec in topics}
+        self._handler = handler
+        self._group_id = group_id
+        self._dead_letters = dead_letters
+        self._stop = threading.Event()
+        self.caught_up = threading.Event()
+        self.failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"reader-{service}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout=timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _consumer(self) -> KafkaConsumer:
+        options: dict[str, Any] = {
+            "bootstrap_servers": self._bootstrap,
+            "client_id": f"melon-{self._service}-reader",
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "isolation_level": "read_committed",
+        }
+        if self._group_id is not None:
+            consumer = KafkaConsumer(group_id=self._group_id, **options)
+            consumer.subscribe(list(self._specs))
+            return consumer
+        consumer = KafkaConsumer(**options)
+        partitions = [
+            TopicPartition(name, p)
+            for name, spec in self._specs.items()
+            for p in range(spec.partitions)
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        return consumer
+
+    def _run(self) -> None:
+        try:
+            consumer = self._consumer()
+        except BaseException as exc:
+            self.failure = exc
+            log.exception("reader for %s could not start", sorted(self._specs))
+            return
+        try:
+            targets = self._end_offsets(consumer) if self._group_id is None else {}
+            if not targets:
+                self.caught_up.set()
+            while not self._stop.is_set():
+                batches = consumer.poll(timeout_ms=200, max_records=500)
+                for tp, records in batches.items():
+                    spec = self._specs[tp.topic]
+                    for record in records:
+                        self._deliver(spec, record)
+                if batches and self._group_id is not None:
+                    consumer.commit()
+                if not self.caught_up.is_set() and self._reached(consumer, targets):
+                    self.caught_up.set()
+        except BaseException as exc:
+            self.failure = exc
+            log.exception("reader for %s stopped", sorted(self._specs))
+        finally:
+            consumer.close()
+
+    @staticmethod
+    def _end_offsets(consumer: KafkaConsumer) -> dict[TopicPartition, int]:
+        ends: dict[TopicPartition, int] = consumer.end_offsets(list(consumer.assignment()))
+        return {tp: offset for tp, offset in ends.items() if offset > 0}
+
+    @staticmethod
+    def _reached(consumer: KafkaConsumer, targets: dict[TopicPartition, int]) -> bool:
+        return all(consumer.position(tp) >= end for tp, end in targets.items())
+
+    def _deliver(self, spec: TopicSpec, record: Any) -> None:
+        key = decode_key(record.key)
+        try:
+            message = decode(spec, record.value)
+        except UndecodableMessage as exc:
+            self._reject(spec, record, key, str(exc))
+            return
+        try:
+            self._handler(spec, key, message)
+        except ValueError as exc:
+            self._reject(spec, record, key, f"{type(exc).__name__}: {exc}")
+
+    def _reject(self, spec: TopicSpec, record: Any, key: str | None, reason: str) -> None:
+        log.warning("rejected %s[%s]@%s: %s", spec.name, record.partition, record.offset, reason)
+        if self._dead_letters is None:
+            return
+        payload = b"" if record.value is None else record.value
+        letter = DeadLettered(
+            correlation_id=key or f"{spec.name}:{record.partition}:{record.offset}",
+            source_topic=spec.name,
+            partition=record.partition,
+            offset=record.offset,
+            key=key,
+            payload=payload.decode("utf-8", errors="replace")[:10_000],
+            reason=reason,
+            rejected_by=self._service,
+        )
+        self._dead_letters(by_name(spec.dlq), letter)
