@@ -16,6 +16,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from melon_contracts.topics import TopicSpec, all_topics
+from melon_contracts.transport import configure_logging
 
 log = logging.getLogger("melon-topics")
 
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replication-factor", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging("INFO")
     created = ensure_topics(args.bootstrap, args.replication_factor, args.timeout)
     total = len(all_topics())
     kept = total - len(created)

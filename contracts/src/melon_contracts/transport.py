@@ -25,6 +25,17 @@ from melon_contracts.topics import Service, TopicSpec, by_name
 log = logging.getLogger(__name__)
 
 
+def configure_logging(level: str = "INFO") -> None:
+    """One readable line per event; the Kafka client's connection chatter only when it matters."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    for noisy in ("kafka", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 class NotTheWriter(RuntimeError):
     """A service tried to write a topic the registry gives to another service."""
 
@@ -96,7 +107,7 @@ class TopicReader:
         topics: Iterable[TopicSpec],
         handler: Handler,
         group_id: str | None = None,
-        dead_letters: Callable[[TopicSpec, DeadLettered], None] | None = None,
+        dead_letters: Publisher | None = None,
     ) -> None:
         self._service = service
         self._bootstrap = bootstrap
@@ -107,7 +118,8 @@ class TopicReader:
         self._stop = threading.Event()
         self.caught_up = threading.Event()
         self.failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"reader-{service}", daemon=True)
+        self.name = "+".join(sorted(self._specs)) + (f"@{group_id}" if group_id else "")
+        self._thread = threading.Thread(target=self._run, name=f"reader-{self.name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -205,4 +217,4 @@ class TopicReader:
             reason=reason,
             rejected_by=self._service,
         )
-        self._dead_letters(by_name(spec.dlq), letter)
+        self._dead_letters.publish(by_name(spec.dlq), letter.correlation_id, letter)

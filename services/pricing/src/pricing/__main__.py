@@ -1,0 +1,37 @@
+"""``melon-pricing api`` serves the HTTP API; ``melon-pricing worker`` runs the matcher."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from melon_contracts.transport import configure_logging
+from pricing.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    role = args[0] if args else ""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    if role == "api":
+        from pricing.bootstrap import build
+        from pricing.entrypoints.http import create_app
+
+        app = create_app(build(settings))
+        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+        return 0
+    if role == "worker":
+        from pricing.app import app as worker
+
+        sys.argv = ["melon-pricing worker", "worker", "--loglevel", settings.log_level.lower()]
+        worker.main()
+        return 0
+    logging.getLogger("pricing").error("usage: melon-pricing api|worker")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

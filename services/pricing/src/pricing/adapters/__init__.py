@@ -1,0 +1,1 @@
+"""Adapters of the pricing service: faust topics, translation to contract events."""

@@ -1,0 +1,133 @@
+"""The matcher worker: a faust-streaming app that owns the order books.
+
+Two agents:
+- ``lot_intake`` turns each graded lot into an ``OfferLot`` command on ``book.commands`` keyed by
+  its book, so a book's lots and bids share one ordered stream;
+- ``matcher`` applies ``book.commands`` to the books kept in the changelog-backed ``books`` table
+  and publishes trades and board lines.
+
+Delivery: outputs are published and acknowledged before the book is written back, so a crash
+either replays a command whose trades were not yet written to the table (same deterministic trade
+ids again, which readers dedupe) or skips one whose effect is already complete.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from melon_contracts.codec import UndecodableMessage, decode, encode_key
+from melon_contracts.commands import CancelBid, OfferLot, PlaceBid
+from melon_contracts.events import LotGraded
+from melon_contracts.reference import book_key
+from melon_contracts.topics import BOARD_UPDATES, BOOK_COMMANDS, LOTS_GRADED, TRADES, TopicSpec
+from pricing.adapters.outputs import FaustOutputs, Outputs
+from pricing.adapters.translate import board_event, trade_events
+from pricing.domain.book import Book
+from pricing.domain.market import apply
+from pricing.settings import Settings
+
+log = logging.getLogger(__name__)
+settings = Settings()
+
+app = faust.App(
+    settings.app_id,
+    broker=f"kafka://{settings.bootstrap}",
+    store="memory://",
+    datadir=settings.worker_data_dir,
+    topic_partitions=BOOK_COMMANDS.partitions,
+    topic_replication_factor=1,
+    topic_allow_declare=True,  # faust creates only its own internal topics (changelogs)
+    producer_acks=-1,
+    web_enabled=False,
+    consumer_auto_offset_reset="earliest",
+)
+
+
+def raw_topic(spec: TopicSpec) -> Any:
+    return app.topic(
+        spec.name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=spec.partitions,
+        internal=False,
+    )
+
+
+lots_graded = raw_topic(LOTS_GRADED)
+book_commands = raw_topic(BOOK_COMMANDS)
+outputs: Outputs = FaustOutputs(
+    {spec.name: raw_topic(spec) for spec in (BOOK_COMMANDS, TRADES, BOARD_UPDATES)},
+    dead_letter_topic=raw_topic,
+)
+
+books = app.Table(
+    "books",
+    default=None,
+    partitions=BOOK_COMMANDS.partitions,
+)
+
+
+@app.agent(lots_graded)
+async def lot_intake(stream: Any) -> None:
+    async for event in stream.events():
+        try:
+            graded = decode(LOTS_GRADED, event.value)
+        except UndecodableMessage as exc:
+            await outputs.dead_letter(LOTS_GRADED, event, str(exc))
+            continue
+        if isinstance(graded, LotGraded):
+            key = book_key(graded.variety, graded.grade)
+            await outputs.publish(BOOK_COMMANDS, key, offer(graded))
+
+
+def offer(graded: LotGraded) -> OfferLot:
+    return OfferLot(
+        correlation_id=graded.lot_id,
+        lot_id=graded.lot_id,
+        farmer_id=graded.farmer_id,
+        variety=graded.variety,
+        grade=graded.grade,
+        crates=graded.crates,
+        net_g=graded.net_g,
+        reserve_fen_per_kg=settings.reserve_fen_per_kg[graded.grade],
+    )
+
+
+@app.agent(book_commands)
+async def matcher(stream: Any) -> None:
+    async for event in stream.events():
+        await match(event)
+
+
+async def match(event: Any) -> None:
+    try:
+        command = decode(BOOK_COMMANDS, event.value)
+    except UndecodableMessage as exc:
+        await outputs.dead_letter(BOOK_COMMANDS, event, str(exc))
+        return
+    if not isinstance(command, OfferLot | PlaceBid | CancelBid):
+        await outputs.dead_letter(
+            BOOK_COMMANDS, event, f"{type(command).__name__} is no book command"
+        )
+        return
+    key = book_key(command.variety, command.grade)
+    if event.key is not None and event.key != encode_key(key):
+        await outputs.dead_letter(BOOK_COMMANDS, event, f"key does not name book {key}")
+        return
+    stored = books.get(key)
+    outcome = apply(None if stored is None else Book.from_dict(stored), command)
+    if outcome.rejection:
+        log.info("book %s refused %s: %s", key, command.correlation_id, outcome.rejection)
+    if not outcome.changed:
+        return
+    for trade in trade_events(outcome.book, outcome.fills):
+        await outputs.publish(TRADES, key, trade)
+    await outputs.publish(BOARD_UPDATES, key, board_event(outcome.book, command.correlation_id))
+    books[key] = outcome.book.to_dict()
+    if outcome.fills:
+        log.info("book %s: %d trade(s) from %s", key, len(outcome.fills), command.correlation_id)

@@ -1,0 +1,1 @@
+"""Pure market logic: no Kafka, HTTP, environment or clock."""
