@@ -26,6 +26,9 @@ from kafka.errors import KafkaError
 
 from melon_devkit.paths import cache_dir, repo_root, var_dir
 
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
+"""Brokers this process started, kept so they can be reaped when stopped."""
+
 
 class BrokerError(RuntimeError):
     """The broker could not be fetched, formatted or started."""
@@ -176,6 +179,7 @@ class Broker:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        _STARTED[process.pid] = process
         self.pid_file.write_text(str(process.pid), encoding="utf-8")
         deadline = began + timeout_s
         while time.monotonic() < deadline:
@@ -219,6 +223,9 @@ class Broker:
             _reap(pid)
         if self.pid() is not None:
             os.killpg(pid, signal.SIGKILL)
+        started = _STARTED.pop(pid, None)
+        if started is not None:
+            started.wait(timeout=10)
         self.pid_file.unlink(missing_ok=True)
         return True
 

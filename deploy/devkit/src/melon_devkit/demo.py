@@ -1,0 +1,140 @@
+"""A small demo day fed through the hall's front doors (HTTP), never by writing topics.
+
+Two trucks check in, six lots are weighed and graded, merchants bid, the matcher trades, and the
+sold goods are put on trucks. Ids are fixed, so feeding twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+LOTS = [
+    ("MQ-0001", "farmer-zhang-san", "xizhoumi", 40, "412.5", [14.2, 14.8, 15.1]),
+    ("MQ-0002", "farmer-li-si", "xizhoumi", 36, "380.0", [12.4, 12.9, 13.0]),
+    ("MQ-0003", "farmer-wang-wu", "ganmibao", 50, "505.0", [13.1, 12.2, 12.8]),
+    ("MQ-0004", "farmer-zhao-liu", "yujinxiang", 30, "298.2", [10.5, 11.2, 10.9]),
+    ("MQ-0005", "farmer-sun-qi", "xizhoumi", 45, "466.0", [12.1, 12.6, 12.3]),
+    ("MQ-0006", "farmer-zhou-ba", "ganmibao", 28, "270.8", [9.1, 9.8, 9.4]),
+]
+BIDS = [
+    ("DEMO-B1", "merchant-lanzhou", "xizhoumi", "extra", "7.20", "400", "兰州", True),
+    ("DEMO-B2", "merchant-xian", "xizhoumi", "class_i", "5.60", "600", "西安", False),
+    ("DEMO-B3", "shop-online-01", "ganmibao", "class_i", "5.10", "300", "杭州", True),
+    ("DEMO-B4", "merchant-chengdu", "yujinxiang", "class_ii", "3.80", "500", "成都", False),
+]
+TRUCKS = [
+    ("甘H·A1234", "马师傅", "13800000001", "8000", True),
+    ("甘H·B5678", "杨师傅", "13800000002", "12000", False),
+]
+
+
+def feed(ingest: str, pricing: str, dispatch: str, out: TextIO = sys.stdout) -> None:
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    with httpx.Client(timeout=20) as http:
+        say("demo: two trucks check in at the gate")
+        for plate, driver, phone, capacity, cold in TRUCKS:
+            _post(
+                http,
+                f"{dispatch}/trucks",
+                {
+                    "plate": plate,
+                    "driver": driver,
+                    "phone": phone,
+                    "capacity_kg": capacity,
+                    "refrigerated": cold,
+                    "checked_in_by": "gate-1",
+                },
+            )
+        say(f"demo: {len(LOTS)} lots weighed at ws-1 and ws-2")
+        for i, (lot_id, farmer, variety, crates, kg, brix) in enumerate(LOTS):
+            _post(
+                http,
+                f"{ingest}/lots",
+                {
+                    "lot_id": lot_id,
+                    "station_id": f"ws-{1 + i % 2}",
+                    "farmer_id": farmer,
+                    "variety": variety,
+                    "crates": crates,
+                    "net_kg": kg,
+                    "brix": brix,
+                    "operator_id": "op-demo",
+                },
+            )
+        grades = _wait_for(lambda: _graded(http, ingest), "lots graded")
+        for lot_id, grade in sorted(grades.items()):
+            say(f"  {lot_id}: {grade}")
+        say(f"demo: {len(BIDS)} merchants bid")
+        for bid_id, merchant, variety, grade, price, kg, destination, cold in BIDS:
+            _post(
+                http,
+                f"{pricing}/bids",
+                {
+                    "bid_id": bid_id,
+                    "merchant_id": merchant,
+                    "variety": variety,
+                    "grade": grade,
+                    "price_yuan_per_kg": price,
+                    "quantity_kg": kg,
+                    "destination": destination,
+                    "cold_chain": cold,
+                },
+            )
+        shipments = _wait_for(lambda: _shipments(http, dispatch), "trades reached dispatch")
+        say(f"demo: {len(shipments)} shipments from trades; assigning them to trucks")
+        for shipment in shipments:
+            if shipment["status"] != "waiting":
+                continue
+            plate = TRUCKS[0][0] if shipment["cold_chain"] else TRUCKS[1][0]
+            _post(
+                http,
+                f"{dispatch}/assignments",
+                {
+                    "plate": plate,
+                    "shipment_ids": [shipment["shipment_id"]],
+                    "assigned_by": "yard-1",
+                },
+            )
+            say(f"  {shipment['lot_id']} ({shipment['weight_kg']} kg) -> {plate}")
+
+
+def _post(http: httpx.Client, url: str, body: dict[str, Any]) -> None:
+    response = http.post(url, json=body)
+    if response.status_code == 409:
+        return
+    response.raise_for_status()
+
+
+def _graded(http: httpx.Client, ingest: str) -> dict[str, str] | None:
+    grades = {}
+    for lot_id, *_ in LOTS:
+        lot = http.get(f"{ingest}/lots/{lot_id}").json()
+        if lot.get("status") != "graded":
+            return None
+        grades[lot_id] = f"{lot['grade_zh']} ({lot['grade']}): {lot['reason']}"
+    return grades
+
+
+def _shipments(http: httpx.Client, dispatch: str) -> list[dict[str, Any]] | None:
+    shipments: list[dict[str, Any]] = http.get(f"{dispatch}/shipments").json()
+    lots = {s["lot_id"] for s in shipments}
+    return shipments if {"MQ-0001", "MQ-0002", "MQ-0003", "MQ-0004"} <= lots else None
+
+
+def _wait_for(probe: Callable[[], T | None], what: str, timeout_s: float = 60.0) -> T:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise TimeoutError(f"demo: gave up waiting: {what}")

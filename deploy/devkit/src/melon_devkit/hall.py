@@ -1,0 +1,253 @@
+"""Runs the whole hall on one machine: broker, topics, the services as separate processes.
+
+``python -m melon_devkit.hall run`` (what ``make run`` calls) starts everything, feeds a small
+demo day through the front doors, prints the URLs and keeps running until Ctrl-C.
+The end-to-end tests use the same ``Hall`` with their own broker, ports and folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from melon_contracts.admin import ensure_topics
+from melon_devkit.kafka import Broker, BrokerError, kafka_version, local_broker
+from melon_devkit.paths import var_dir
+
+
+class HallError(RuntimeError):
+    """A service did not start or did not become healthy."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    ingest: int = 8001
+    pricing: int = 8002
+    dispatch: int = 8003
+
+
+@dataclass
+class ServiceProcess:
+    """One service process: how to start it, where it logs, how to tell it is ready."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log_file: Path
+    health_url: str | None = None
+    ready_line: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+    log_offset: int = 0
+
+    def start(self) -> None:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, *self.args],
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def ready(self) -> bool:
+        if self.health_url is not None:
+            try:
+                return httpx.get(self.health_url, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+        if self.ready_line is not None:
+            with self.log_file.open("rb") as log:
+                log.seek(self.log_offset)
+                return self.ready_line.encode() in log.read()
+        return True
+
+    def exited(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def signal(self, signum: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signum)
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        if self.process is None:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.process.wait(timeout=5)
+        self.process = None
+
+
+@dataclass
+class Hall:
+    """The three services (pricing as API and worker) against one broker."""
+
+    bootstrap: str
+    home: Path
+    ports: Ports = field(default_factory=Ports)
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        logs = self.home / "log"
+        base = {"PYTHONUNBUFFERED": "1"}
+        self.services = {
+            "ingest": ServiceProcess(
+                "ingest",
+                ["-m", "ingest"],
+                {**base, "INGEST_BOOTSTRAP": self.bootstrap, "INGEST_PORT": str(self.ports.ingest)},
+                logs / "ingest.log",
+                health_url=f"{self.url('ingest')}/healthz",
+            ),
+            "pricing-worker": ServiceProcess(
+                "pricing-worker",
+                ["-m", "pricing", "worker"],
+                {
+                    **base,
+                    "PRICING_BOOTSTRAP": self.bootstrap,
+                    "PRICING_WORKER_DATA_DIR": str(self.home / "pricing-worker"),
+                },
+                logs / "pricing-worker.log",
+                ready_line="[^Worker]: Ready",
+            ),
+            "pricing-api": ServiceProcess(
+                "pricing-api",
+                ["-m", "pricing", "api"],
+                {
+                    **base,
+                    "PRICING_BOOTSTRAP": self.bootstrap,
+                    "PRICING_PORT": str(self.ports.pricing),
+                },
+                logs / "pricing-api.log",
+                health_url=f"{self.url('pricing')}/healthz",
+            ),
+            "dispatch": ServiceProcess(
+                "dispatch",
+                ["-m", "dispatch"],
+                {
+                    **base,
+                    "DISPATCH_BOOTSTRAP": self.bootstrap,
+                    "DISPATCH_PORT": str(self.ports.dispatch),
+                },
+                logs / "dispatch.log",
+                health_url=f"{self.url('dispatch')}/healthz",
+            ),
+        }
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{getattr(self.ports, service)}"
+
+    def start(self, names: list[str] | None = None, timeout_s: float = 90.0) -> float:
+        """Start services (all by default) and wait until each is ready; returns seconds taken."""
+        began = time.monotonic()
+        chosen = [self.services[name] for name in (names or list(self.services))]
+        for service in chosen:
+            service.start()
+        deadline = began + timeout_s
+        waiting = list(chosen)
+        while waiting:
+            for service in list(waiting):
+                code = service.exited()
+                if code is not None:
+                    raise HallError(
+                        f"{service.name} exited with {code}; see {service.log_file}\n"
+                        + _tail(service.log_file)
+                    )
+                if service.ready():
+                    waiting.remove(service)
+            if time.monotonic() > deadline:
+                names_left = ", ".join(s.name for s in waiting)
+                raise HallError(f"not ready after {timeout_s:.0f}s: {names_left}")
+            time.sleep(0.3)
+        return time.monotonic() - began
+
+    def stop(self) -> None:
+        for service in reversed(list(self.services.values())):
+            service.stop()
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
+
+
+def run(with_demo: bool = True) -> int:
+    broker = local_broker()
+    print(f"Melon Hall: starting Apache Kafka {kafka_version()} (KRaft) ...", flush=True)
+    try:
+        took = broker.start()
+    except BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"  broker on {broker.bootstrap} ({took:.1f}s)", flush=True)
+    created = ensure_topics(broker.bootstrap)
+    print(f"  topics ready ({len(created)} created)", flush=True)
+    hall = Hall(bootstrap=broker.bootstrap, home=var_dir())
+    try:
+        print("  starting ingest, pricing worker, pricing API, dispatch ...", flush=True)
+        took = hall.start()
+        print(f"  services ready ({took:.1f}s); logs in {var_dir() / 'log'}", flush=True)
+        if with_demo:
+            from melon_devkit.demo import feed
+
+            feed(hall.url("ingest"), hall.url("pricing"), hall.url("dispatch"), out=sys.stdout)
+        _print_urls(hall, broker)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        while all(service.exited() is None for service in hall.services.values()):
+            time.sleep(1)
+        dead = [s.name for s in hall.services.values() if s.exited() is not None]
+        print(f"stopped: {', '.join(dead)} exited; see {var_dir() / 'log'}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except HallError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("\nstopping the services and the broker ...", flush=True)
+        hall.stop()
+        broker.stop()
+
+
+def _print_urls(hall: Hall, broker: Broker) -> None:
+    print(
+        "\nMelon Hall is up:\n"
+        f"  ingest   (weigh stations)  {hall.url('ingest')}/docs\n"
+        f"  pricing  (trading hall)    {hall.url('pricing')}/docs   board: "
+        f"{hall.url('pricing')}/board\n"
+        f"  dispatch (trucks)          {hall.url('dispatch')}/docs\n"
+        f"  Kafka                      {broker.bootstrap}\n"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+
+
+def stop() -> int:
+    print("Kafka stopped" if local_broker().stop() else "Kafka was not running")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="melon_devkit.hall", description=__doc__)
+    parser.add_argument("action", choices=["run", "stop"])
+    parser.add_argument("--no-demo", action="store_true", help="start the hall without demo data")
+    args = parser.parse_args(argv)
+    return run(with_demo=not args.no_demo) if args.action == "run" else stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The yard model: shipments, trucks and assignments, with no I/O and no clock."""

@@ -1,0 +1,1 @@
+"""Ways into the dispatch service: the HTTP API and the topic consumer."""

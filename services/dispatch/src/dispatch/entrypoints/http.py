@@ -1,0 +1,153 @@
+"""The dispatch HTTP API: gate check-in, the yard's trucks and shipments, and assignments.
+
+Routes are plain functions because publishing waits for the broker's acknowledgement; FastAPI runs
+them in its thread pool, and the service's lock keeps them from stepping on each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi import status as codes
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from dispatch.domain.errors import (
+    ColdChainRequired,
+    DispatchError,
+    EmptyAssignment,
+    InvalidCapacity,
+    OverCapacity,
+    ShipmentAlreadyAssigned,
+    TruckAlreadyInYard,
+    UnknownShipment,
+    UnknownTruck,
+)
+from dispatch.domain.yard import ShipmentStatus
+from dispatch.entrypoints.schemas import (
+    AssignmentOut,
+    AssignShipmentsBody,
+    CheckInTruckBody,
+    ErrorOut,
+    Health,
+    ShipmentOut,
+    TruckOut,
+)
+from dispatch.service import Assign, CheckIn, DispatchService, NotReady, PublishFailed
+
+_REFUSALS: dict[type[Exception], tuple[int, str]] = {
+    UnknownTruck: (codes.HTTP_404_NOT_FOUND, "unknown_truck"),
+    UnknownShipment: (codes.HTTP_404_NOT_FOUND, "unknown_shipment"),
+    TruckAlreadyInYard: (codes.HTTP_409_CONFLICT, "truck_already_in_yard"),
+    ShipmentAlreadyAssigned: (codes.HTTP_409_CONFLICT, "shipment_already_assigned"),
+    OverCapacity: (codes.HTTP_409_CONFLICT, "over_capacity"),
+    ColdChainRequired: (codes.HTTP_409_CONFLICT, "cold_chain_required"),
+    InvalidCapacity: (codes.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_capacity"),
+    EmptyAssignment: (codes.HTTP_422_UNPROCESSABLE_CONTENT, "empty_assignment"),
+    DispatchError: (codes.HTTP_409_CONFLICT, "dispatch_rule"),
+    NotReady: (codes.HTTP_503_SERVICE_UNAVAILABLE, "not_ready"),
+    PublishFailed: (codes.HTTP_503_SERVICE_UNAVAILABLE, "broker_unavailable"),
+}
+
+_REFUSED: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut}
+    for code in (
+        codes.HTTP_404_NOT_FOUND,
+        codes.HTTP_409_CONFLICT,
+        codes.HTTP_422_UNPROCESSABLE_CONTENT,
+        codes.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+}
+
+
+def _error(status_code: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse(status_code=status_code, content={"error": code, "detail": detail})
+
+
+def _refusal(_: Request, exc: Exception) -> JSONResponse:
+    for kind in type(exc).__mro__:
+        if kind in _REFUSALS:
+            status_code, code = _REFUSALS[kind]
+            return _error(status_code, code, str(exc))
+    raise exc
+
+
+def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    reasons = []
+    for problem in exc.errors():
+        where = ".".join(str(part) for part in problem.get("loc", ()) if part != "body")
+        reasons.append(f"{where}: {problem.get('msg', 'invalid')}" if where else problem["msg"])
+    return _error(codes.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_request", "; ".join(reasons))
+
+
+def _service(request: Request) -> DispatchService:
+    service: DispatchService = request.app.state.service
+    return service
+
+
+Service = Annotated[DispatchService, Depends(_service)]
+
+
+def create_app(service: DispatchService) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            # Stopping joins the reader thread; off the event loop so shutdown stays responsive.
+            await asyncio.to_thread(service.stop)
+
+    app = FastAPI(title="Melon Hall dispatch", lifespan=lifespan)
+    app.state.service = service
+    app.add_exception_handler(DispatchError, _refusal)
+    app.add_exception_handler(NotReady, _refusal)
+    app.add_exception_handler(PublishFailed, _refusal)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+
+    @app.get("/healthz", response_model=Health, responses={503: {"model": Health}})
+    def healthz(service: Service) -> JSONResponse:
+        health = service.health
+        code = codes.HTTP_200_OK if health == "ok" else codes.HTTP_503_SERVICE_UNAVAILABLE
+        return JSONResponse(status_code=code, content={"status": health})
+
+    @app.post("/trucks", status_code=codes.HTTP_201_CREATED, responses=_REFUSED)
+    def check_in_truck(body: CheckInTruckBody, service: Service) -> TruckOut:
+        load = service.check_in(
+            CheckIn(
+                plate=body.plate,
+                driver=body.driver,
+                phone=body.phone,
+                capacity_kg=body.capacity_kg,
+                refrigerated=body.refrigerated,
+                checked_in_by=body.checked_in_by,
+            )
+        )
+        return TruckOut.of(load)
+
+    @app.get("/trucks")
+    def list_trucks(service: Service) -> list[TruckOut]:
+        return [TruckOut.of(load) for load in service.trucks()]
+
+    @app.get("/shipments", responses=_REFUSED)
+    def list_shipments(
+        service: Service, status: Annotated[ShipmentStatus | None, Query()] = None
+    ) -> list[ShipmentOut]:
+        return [ShipmentOut.of(state) for state in service.shipments(status)]
+
+    @app.post("/assignments", status_code=codes.HTTP_201_CREATED, responses=_REFUSED)
+    def assign_shipments(body: AssignShipmentsBody, service: Service) -> AssignmentOut:
+        assigned = service.assign(
+            Assign(plate=body.plate, shipment_ids=body.shipment_ids, assigned_by=body.assigned_by)
+        )
+        return AssignmentOut(
+            truck=TruckOut.of(assigned.truck),
+            shipments=[ShipmentOut.of(state) for state in assigned.shipments],
+        )
+
+    return app

@@ -1,0 +1,1 @@
+"""Pure rules of the weigh stations: no Kafka, HTTP, environment or clock in here."""

@@ -1,0 +1,56 @@
+"""A real broker and the hall's services as separate processes, on ports of their own.
+
+The broker lives in a temporary folder and on free ports, so the tests run beside a hall that
+``make run`` keeps up. One broker and one set of services serve the whole session.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from melon_contracts.admin import ensure_topics
+from melon_devkit.hall import Hall, Ports
+from melon_devkit.kafka import Broker, free_port
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    home = tmp_path_factory.mktemp("kafka")
+    broker = Broker(home=home, port=free_port(), controller_port=free_port())
+    took = broker.start()
+    print(f"\nbroker {broker.bootstrap} ready in {took:.1f}s")
+    ensure_topics(broker.bootstrap)
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def hall(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hall]:
+    home: Path = tmp_path_factory.mktemp("hall")
+    hall = Hall(
+        bootstrap=broker.bootstrap,
+        home=home,
+        ports=Ports(ingest=free_port(), pricing=free_port(), dispatch=free_port()),
+    )
+    try:
+        took = hall.start()
+        print(f"services ready in {took:.1f}s; logs in {home / 'log'}")
+        yield hall
+    finally:
+        hall.stop()
+
+
+def eventually(probe, timeout_s: float = 30.0, every_s: float = 0.2):  # type: ignore[no-untyped-def]
+    """Poll ``probe`` until it returns something truthy; fail with its last value at the end."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(every_s)
+    raise AssertionError(f"condition not met within {timeout_s}s; last value: {last!r}")
