@@ -13,7 +13,7 @@ import time
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import InvalidReplicationFactorError, KafkaError, TopicAlreadyExistsError
 
 from melon_contracts.topics import TopicSpec, all_topics
 from melon_contracts.transport import configure_logging
@@ -30,16 +30,29 @@ def ensure_topics(
         existing = set(admin.list_topics())
         wanted = [spec for spec in all_topics() if spec.name not in existing]
         created: list[str] = []
+        deadline = time.monotonic() + timeout_s
         for spec in wanted:
-            try:
-                admin.create_topics([_new_topic(spec, replication_factor)])
+            if _create(admin, _new_topic(spec, replication_factor), deadline):
                 created.append(spec.name)
-            except TopicAlreadyExistsError:
-                pass
         _report_short_topics(admin, existing)
         return created
     finally:
         admin.close()
+
+
+def _create(admin: KafkaAdminClient, topic: NewTopic, deadline: float) -> bool:
+    """Create one topic; a broker that has just started is still fenced for a moment, so a
+    replication error is retried until the deadline."""
+    while True:
+        try:
+            admin.create_topics([topic])
+            return True
+        except TopicAlreadyExistsError:
+            return False
+        except InvalidReplicationFactorError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _new_topic(spec: TopicSpec, replication_factor: int) -> NewTopic:

@@ -47,6 +47,10 @@ class ServiceProcess:
     process: subprocess.Popen[bytes] | None = None
     log_offset: int = 0
 
+    @property
+    def pid_file(self) -> Path:
+        return self.log_file.parent.parent / "run" / f"{self.name}.pid"
+
     def start(self) -> None:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
@@ -59,6 +63,8 @@ class ServiceProcess:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_file.write_text(str(self.process.pid), encoding="utf-8")
 
     def ready(self) -> bool:
         if self.health_url is not None:
@@ -89,6 +95,20 @@ class ServiceProcess:
             self.signal(signal.SIGKILL)
             self.process.wait(timeout=5)
         self.process = None
+        self.pid_file.unlink(missing_ok=True)
+
+    def stop_leftover(self) -> bool:
+        """Stop a process of this service that an earlier, ended hall left running."""
+        try:
+            pid = int(self.pid_file.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return False
+        self.pid_file.unlink(missing_ok=True)
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 @dataclass
@@ -186,6 +206,10 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 def run(with_demo: bool = True) -> int:
+    # Ctrl-C and SIGTERM both end the hall cleanly, even when started from a shell that ignores
+    # SIGINT for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     broker = local_broker()
     print(f"Melon Hall: starting Apache Kafka {kafka_version()} (KRaft) ...", flush=True)
     try:
@@ -197,6 +221,8 @@ def run(with_demo: bool = True) -> int:
     created = ensure_topics(broker.bootstrap)
     print(f"  topics ready ({len(created)} created)", flush=True)
     hall = Hall(bootstrap=broker.bootstrap, home=var_dir())
+    for service in hall.services.values():
+        service.stop_leftover()
     try:
         print("  starting ingest, pricing worker, pricing API, dispatch ...", flush=True)
         took = hall.start()
@@ -206,13 +232,12 @@ def run(with_demo: bool = True) -> int:
 
             feed(hall.url("ingest"), hall.url("pricing"), hall.url("dispatch"), out=sys.stdout)
         _print_urls(hall, broker)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while all(service.exited() is None for service in hall.services.values()):
             time.sleep(1)
         dead = [s.name for s in hall.services.values() if s.exited() is not None]
         print(f"stopped: {', '.join(dead)} exited; see {var_dir() / 'log'}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         return 0
     except HallError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -237,6 +262,9 @@ def _print_urls(hall: Hall, broker: Broker) -> None:
 
 
 def stop() -> int:
+    hall = Hall(bootstrap=local_broker().bootstrap, home=var_dir())
+    stopped = [s.name for s in hall.services.values() if s.stop_leftover()]
+    print(f"stopped: {', '.join(stopped)}" if stopped else "no services were running")
     print("Kafka stopped" if local_broker().stop() else "Kafka was not running")
     return 0
 

@@ -26,7 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     if role == "worker":
         from pricing.app import app as worker
 
-        sys.argv = ["melon-pricing worker", "worker", "--loglevel", settings.log_level.lower()]
+        # No faust web server: the worker has no pages, and two workers must not fight over a port.
+        sys.argv = [
+            "melon-pricing worker",
+            "worker",
+            "--without-web",
+            "--loglevel",
+            settings.log_level.lower(),
+        ]
         worker.main()
         return 0
     logging.getLogger("pricing").error("usage: melon-pricing api|worker")

@@ -42,6 +42,7 @@ app = faust.App(
     topic_allow_declare=True,  # faust creates only its own internal topics (changelogs)
     producer_acks=-1,
     web_enabled=False,
+    web_host="127.0.0.1",
     consumer_auto_offset_reset="earliest",
 )
 
