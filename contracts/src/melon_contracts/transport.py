@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from melon_contracts.codec import UndecodableMessage, decode, decode_key, encode, encode_key
 from melon_contracts.envelope import Message
@@ -38,6 +39,21 @@ def configure_logging(level: str = "INFO") -> None:
 
 class NotTheWriter(RuntimeError):
     """A service tried to write a topic the registry gives to another service."""
+
+
+class PublishFailed(RuntimeError):
+    """The broker did not acknowledge an event in time, so its effect is not durable."""
+
+
+class Reader(Protocol):
+    """A background consumer as services use it; ``TopicReader`` is the real one."""
+
+    caught_up: threading.Event
+    failure: BaseException | None
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout_s: float = ...) -> None: ...
 
 
 class Publisher(Protocol):
@@ -66,8 +82,12 @@ class KafkaPublisher:
 
     def publish(self, spec: TopicSpec, key: str, message: Message) -> None:
         _check_writer(self._service, spec)
-        future = self._producer.send(spec.name, key=encode_key(key), value=encode(message))
-        future.get(timeout=self._timeout_s)
+        try:
+            future = self._producer.send(spec.name, key=encode_key(key), value=encode(message))
+            future.get(timeout=self._timeout_s)
+        except KafkaError as exc:
+            kind = type(message).__name__
+            raise PublishFailed(f"the broker did not acknowledge {kind} for {key}: {exc}") from exc
 
     def close(self) -> None:
         self._producer.close(timeout=5)

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
 from uuid import UUID
 
 from dispatch.domain.errors import InvalidCapacity
@@ -31,7 +30,7 @@ from dispatch.domain.yard import (
 from melon_contracts.envelope import Message, utc_now
 from melon_contracts.events import ShipmentAssigned, TradeExecuted, TruckCheckedIn
 from melon_contracts.topics import DISPATCH_ASSIGNMENTS, TRUCKS_EVENTS, TopicSpec
-from melon_contracts.transport import NotTheWriter, Publisher
+from melon_contracts.transport import Publisher, Reader
 from melon_contracts.units import UnitError, kg_to_g
 
 log = logging.getLogger(__name__)
@@ -39,21 +38,6 @@ log = logging.getLogger(__name__)
 
 class NotReady(Exception):
     """The yard is still being rebuilt from the topics, so it cannot yet judge a request."""
-
-
-class PublishFailed(Exception):
-    """The broker did not acknowledge an event, so the request's effect is not durable."""
-
-
-class Reader(Protocol):
-    """What the service needs of a topic reader: the shape of ``TopicReader``."""
-
-    caught_up: threading.Event
-    failure: BaseException | None
-
-    def start(self) -> None: ...
-
-    def stop(self, timeout_s: float = ...) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -258,9 +242,4 @@ class DispatchService:
             raise NotReady("the yard is still being rebuilt from the event log; try again shortly")
 
     def _publish(self, spec: TopicSpec, key: str, event: Message) -> None:
-        try:
-            self._publisher.publish(spec, key, event)
-        except NotTheWriter:
-            raise
-        except Exception as exc:
-            raise PublishFailed(f"the broker did not take {type(event).__name__}: {exc}") from exc
+        self._publisher.publish(spec, key, event)

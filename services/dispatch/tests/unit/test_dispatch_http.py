@@ -18,7 +18,7 @@ from melon_contracts.envelope import Message
 from melon_contracts.events import LotGraded, ShipmentAssigned, TradeExecuted, TruckCheckedIn
 from melon_contracts.reference import Grade
 from melon_contracts.topics import DISPATCH_ASSIGNMENTS, LOTS_GRADED, TRADES, TRUCKS_EVENTS
-from melon_contracts.transport import InMemoryPublisher
+from melon_contracts.transport import InMemoryPublisher, PublishFailed
 
 T0 = datetime(2025, 7, 20, 6, 0, tzinfo=UTC)
 
@@ -356,7 +356,7 @@ def test_the_service_is_unhealthy_and_takes_no_requests_until_the_yard_is_rebuil
 
 class BrokenPublisher(InMemoryPublisher):
     def publish(self, spec: Any, key: str, message: Message) -> None:
-        raise TimeoutError("no acknowledgement")
+        raise PublishFailed("no acknowledgement")
 
 
 def test_an_event_the_broker_did_not_take_is_not_applied() -> None:

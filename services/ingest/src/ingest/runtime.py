@@ -11,22 +11,11 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from ingest.service import LotService
+from melon_contracts.transport import Reader
 
 log = logging.getLogger(__name__)
-
-
-class Reader(Protocol):
-    """A background consumer; ``melon_contracts.transport.TopicReader`` is the real one."""
-
-    caught_up: threading.Event
-    failure: BaseException | None
-
-    def start(self) -> None: ...
-
-    def stop(self, timeout_s: float = ...) -> None: ...
 
 
 @dataclass(frozen=True)

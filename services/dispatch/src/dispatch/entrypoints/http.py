@@ -37,7 +37,8 @@ from dispatch.entrypoints.schemas import (
     ShipmentOut,
     TruckOut,
 )
-from dispatch.service import Assign, CheckIn, DispatchService, NotReady, PublishFailed
+from dispatch.service import Assign, CheckIn, DispatchService, NotReady
+from melon_contracts.transport import PublishFailed
 
 _REFUSALS: dict[type[Exception], tuple[int, str]] = {
     UnknownTruck: (codes.HTTP_404_NOT_FOUND, "unknown_truck"),

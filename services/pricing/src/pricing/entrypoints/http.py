@@ -16,6 +16,7 @@ from melon_contracts.commands import CancelBid, PlaceBid
 from melon_contracts.events import BoardUpdated
 from melon_contracts.reference import VARIETIES, Grade, Identifier, book_key, check_variety
 from melon_contracts.topics import BOOK_COMMANDS
+from melon_contracts.transport import PublishFailed
 from melon_contracts.units import UnitError, fen_to_yuan, g_to_kg, kg_to_g, yuan_to_fen
 from pricing.bootstrap import PricingApi
 from pricing.domain.errors import PricingError, UnknownBoardLine
@@ -92,6 +93,12 @@ def create_app(api: PricingApi) -> FastAPI:
     async def _domain_error(_: Request, exc: PricingError) -> JSONResponse:
         status = 404 if isinstance(exc, UnknownBoardLine) else 409
         return JSONResponse(status_code=status, content=_error(exc))
+
+    @app.exception_handler(PublishFailed)
+    async def _broker_unavailable(_: Request, exc: PublishFailed) -> JSONResponse:
+        return JSONResponse(
+            status_code=503, content={"error": "broker_unavailable", "detail": str(exc)}
+        )
 
     @app.exception_handler(InvalidInput)
     async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
