@@ -121,7 +121,12 @@ async def match(event: Any) -> None:
         await outputs.dead_letter(BOOK_COMMANDS, event, f"key does not name book {key}")
         return
     stored = books.get(key)
-    outcome = apply(None if stored is None else Book.from_dict(stored), command)
+    try:
+        outcome = apply(None if stored is None else Book.from_dict(stored), command)
+    except (ValueError, KeyError, TypeError) as exc:
+        # A command the book cannot take must not stop the agent: faust would go on without it.
+        await outputs.dead_letter(BOOK_COMMANDS, event, f"book {key} refused: {exc!r}")
+        return
     if outcome.rejection:
         log.info("book %s refused %s: %s", key, command.correlation_id, outcome.rejection)
     if not outcome.changed:

@@ -112,3 +112,19 @@ def test_a_malformed_command_goes_to_the_dead_letter_topic_and_the_matcher_carri
     asyncio.run(scenario())
     names = [name for name, _, _ in outputs.sent]
     assert names == [BOOK_COMMANDS.dlq, BOARD_UPDATES.name]
+
+
+def test_a_command_the_book_cannot_take_is_dead_lettered_and_the_matcher_carries_on(
+    outputs: RecordingOutputs,
+) -> None:
+    worker.books.data[BOOK] = {"not": "a book"}
+
+    async def scenario() -> None:
+        async with worker.matcher.test_context() as agent:
+            await agent.put(encode(place("b3", 10)), key=encode_key(BOOK))
+            worker.books.data.clear()
+            await agent.put(encode(place("b4", 10)), key=encode_key(BOOK))
+
+    asyncio.run(scenario())
+    names = [name for name, _, _ in outputs.sent]
+    assert names == [BOOK_COMMANDS.dlq, BOARD_UPDATES.name]
