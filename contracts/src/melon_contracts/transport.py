@@ -45,6 +45,11 @@ class PublishFailed(RuntimeError):
     """The broker did not acknowledge an event in time, so its effect is not durable."""
 
 
+def _not_acknowledged(message: Message, key: str, cause: object) -> PublishFailed:
+    kind = type(message).__name__
+    return PublishFailed(f"{kind} for {key} was not acknowledged by the broker: {cause}")
+
+
 class Reader(Protocol):
     """A background consumer as services use it; ``TopicReader`` is the real one."""
 
@@ -86,8 +91,7 @@ class KafkaPublisher:
             future = self._producer.send(spec.name, key=encode_key(key), value=encode(message))
             future.get(timeout=self._timeout_s)
         except KafkaError as exc:
-            kind = type(message).__name__
-            raise PublishFailed(f"the broker did not acknowledge {kind} for {key}: {exc}") from exc
+            raise _not_acknowledged(message, key, exc) from exc
 
     def close(self) -> None:
         self._producer.close(timeout=5)
@@ -99,9 +103,13 @@ class InMemoryPublisher:
 
     service: Service
     sent: list[tuple[str, str, Message]] = field(default_factory=list)
+    unreachable: bool = False
+    """Act as a broker that never acknowledges: every publish fails as the real one would."""
 
     def publish(self, spec: TopicSpec, key: str, message: Message) -> None:
         _check_writer(self.service, spec)
+        if self.unreachable:
+            raise _not_acknowledged(message, key, "no acknowledgement within the timeout")
         self.sent.append((spec.name, key, message))
 
     def on(self, spec: TopicSpec) -> list[Message]:

@@ -27,9 +27,9 @@ from dispatch.domain.yard import (
     Yard,
     normalize_plate,
 )
-from melon_contracts.envelope import Message, utc_now
+from melon_contracts.envelope import utc_now
 from melon_contracts.events import ShipmentAssigned, TradeExecuted, TruckCheckedIn
-from melon_contracts.topics import DISPATCH_ASSIGNMENTS, TRUCKS_EVENTS, TopicSpec
+from melon_contracts.topics import DISPATCH_ASSIGNMENTS, TRUCKS_EVENTS
 from melon_contracts.transport import Publisher, Reader
 from melon_contracts.units import UnitError, kg_to_g
 
@@ -119,7 +119,7 @@ class DispatchService:
                 refrigerated=request.refrigerated,
                 checked_in_by=request.checked_in_by,
             )
-            self._publish(TRUCKS_EVENTS, plate, event)
+            self._publisher.publish(TRUCKS_EVENTS, plate, event)
             self._apply_check_in(event)
             return self._yard.truck(plate)
 
@@ -144,7 +144,7 @@ class DispatchService:
                 for shipment in shipments
             ]
             for event in events:
-                self._publish(DISPATCH_ASSIGNMENTS, plate, event)
+                self._publisher.publish(DISPATCH_ASSIGNMENTS, plate, event)
                 # Applied one by one: if the broker fails midway, what it did take stays true.
                 self._apply_assignment(event)
             return Assigned(
@@ -240,6 +240,3 @@ class DispatchService:
     def _ensure_ready(self) -> None:
         if self.health != "ok":
             raise NotReady("the yard is still being rebuilt from the event log; try again shortly")
-
-    def _publish(self, spec: TopicSpec, key: str, event: Message) -> None:
-        self._publisher.publish(spec, key, event)

@@ -18,7 +18,7 @@ from melon_contracts.envelope import Message
 from melon_contracts.events import LotGraded, ShipmentAssigned, TradeExecuted, TruckCheckedIn
 from melon_contracts.reference import Grade
 from melon_contracts.topics import DISPATCH_ASSIGNMENTS, LOTS_GRADED, TRADES, TRUCKS_EVENTS
-from melon_contracts.transport import InMemoryPublisher, PublishFailed
+from melon_contracts.transport import InMemoryPublisher
 
 T0 = datetime(2025, 7, 20, 6, 0, tzinfo=UTC)
 
@@ -354,13 +354,8 @@ def test_the_service_is_unhealthy_and_takes_no_requests_until_the_yard_is_rebuil
     assert (reader.running, stopped) == (False, [True])
 
 
-class BrokenPublisher(InMemoryPublisher):
-    def publish(self, spec: Any, key: str, message: Message) -> None:
-        raise PublishFailed("no acknowledgement")
-
-
 def test_an_event_the_broker_did_not_take_is_not_applied() -> None:
-    service = DispatchService(BrokenPublisher("dispatch"))
+    service = DispatchService(InMemoryPublisher("dispatch", unreachable=True))
     with TestClient(create_app(service)) as client:
         response = client.post("/trucks", json=truck_body())
         assert (response.status_code, response.json()["error"]) == (503, "broker_unavailable")

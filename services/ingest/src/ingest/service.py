@@ -14,19 +14,14 @@ from dataclasses import dataclass
 
 from ingest import messages
 from ingest.domain.commands import GradeLot, RecordLot
-from ingest.domain.errors import IngestError, LotAlreadyWeighed
+from ingest.domain.errors import LotAlreadyWeighed
 from ingest.domain.grading import GradingProfile
 from ingest.domain.lots import Applied, Lot, LotRegistry, accept_weighing
-from melon_contracts.envelope import Message
 from melon_contracts.events import LotGraded, LotWeighed
-from melon_contracts.topics import LOTS_GRADED, LOTS_WEIGHED, TopicSpec
-from melon_contracts.transport import NotTheWriter, Publisher
+from melon_contracts.topics import LOTS_GRADED, LOTS_WEIGHED
+from melon_contracts.transport import Publisher
 
 log = logging.getLogger(__name__)
-
-
-class EventNotPublished(IngestError):
-    """The broker did not acknowledge an event, so nothing was recorded."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +60,7 @@ class LotService:
             if existing is not None:
                 return Recorded(existing, created=False)
             event = messages.lot_weighed(weighing)
-            self._publish(LOTS_WEIGHED, weighing.lot_id, event)
+            self._publisher.publish(LOTS_WEIGHED, weighing.lot_id, event)
             with self._lock:
                 applied = self._registry.apply_weighed(weighing, event.event_id, event.occurred_at)
                 lot = self._registry.get(weighing.lot_id)
@@ -93,7 +88,7 @@ class LotService:
             return None
         grading = self._profile.grade(lot.weighing.brix)
         event = messages.lot_graded(lot, grading)
-        self._publish(LOTS_GRADED, lot.lot_id, event)
+        self._publisher.publish(LOTS_GRADED, lot.lot_id, event)
         with self._lock:
             self._registry.apply_graded(lot.lot_id, grading, event.occurred_at)
             return self._registry.get(lot.lot_id)
@@ -127,13 +122,3 @@ class LotService:
     def lots(self, limit: int) -> list[Lot]:
         with self._lock:
             return self._registry.latest(limit)
-
-    def _publish(self, spec: TopicSpec, key: str, event: Message) -> None:
-        try:
-            self._publisher.publish(spec, key, event)
-        except NotTheWriter:
-            raise
-        except Exception as exc:
-            raise EventNotPublished(
-                f"{type(event).__name__} for {key} was not acknowledged by the broker: {exc}"
-            ) from exc

@@ -15,9 +15,8 @@ from ingest.entrypoints.consumers import Grader
 from ingest.entrypoints.http import create_app
 from ingest.runtime import IngestService
 from ingest.service import LotService
-from melon_contracts.envelope import Message
 from melon_contracts.events import LotGraded, LotWeighed
-from melon_contracts.topics import LOTS_GRADED, LOTS_WEIGHED, TopicSpec
+from melon_contracts.topics import LOTS_GRADED, LOTS_WEIGHED
 from melon_contracts.transport import InMemoryPublisher
 
 
@@ -193,18 +192,13 @@ def test_limit_below_one_is_refused(client: TestClient) -> None:
     assert (response.status_code, response.json()["error"]) == (422, "invalid_request")
 
 
-class RefusingPublisher:
-    """A broker that never acknowledges."""
-
-    def publish(self, spec: TopicSpec, key: str, message: Message) -> None:
-        raise TimeoutError("no ack within 15 s")
-
-
 def test_lot_the_broker_did_not_acknowledge_is_503_and_not_recorded() -> None:
-    service = IngestService(lots=LotService(RefusingPublisher(), ["ws-1"], SKELETON_PROFILE))
+    service = IngestService(
+        lots=LotService(InMemoryPublisher("ingest", unreachable=True), ["ws-1"], SKELETON_PROFILE)
+    )
     with TestClient(create_app(service)) as client:
         response = client.post("/lots", json=body())
-        assert (response.status_code, response.json()["error"]) == (503, "event_not_published")
+        assert (response.status_code, response.json()["error"]) == (503, "broker_unavailable")
         assert client.get("/lots/L-001").status_code == 404
 
 

@@ -15,13 +15,13 @@ from ingest.domain.grading import SKELETON_PROFILE
 from ingest.domain.lots import Applied, LotStatus
 from ingest.entrypoints.consumers import Grader, Projection
 from ingest.runtime import IngestService
-from ingest.service import EventNotPublished, LotService
+from ingest.service import LotService
 from melon_contracts.codec import decode, encode
 from melon_contracts.envelope import Message
 from melon_contracts.events import LotGraded, LotWeighed, TruckCheckedIn
 from melon_contracts.reference import Grade
 from melon_contracts.topics import LOTS_GRADED, LOTS_WEIGHED, TopicSpec
-from melon_contracts.transport import InMemoryPublisher
+from melon_contracts.transport import InMemoryPublisher, PublishFailed
 
 STATIONS = ("ws-1", "ws-2")
 
@@ -108,18 +108,11 @@ def test_weighing_that_loses_a_race_with_another_instance_is_a_conflict() -> Non
     assert lots.lot("L-001").weighing.crates == 41
 
 
-class RefusingPublisher:
-    """A broker that never acknowledges."""
-
-    def publish(self, spec: TopicSpec, key: str, message: Message) -> None:
-        raise TimeoutError("no ack within 15 s")
-
-
 def test_lot_the_broker_did_not_acknowledge_is_not_recorded() -> None:
     # Given a broker that does not acknowledge
-    lots = LotService(RefusingPublisher(), STATIONS, SKELETON_PROFILE)
+    lots = LotService(InMemoryPublisher("ingest", unreachable=True), STATIONS, SKELETON_PROFILE)
     # When an operator records a lot, Then they are told, and the lot is not in the read model
-    with pytest.raises(EventNotPublished, match="LotWeighed for L-001 was not acknowledged"):
+    with pytest.raises(PublishFailed, match="LotWeighed for L-001 was not acknowledged"):
         lots.record(entry())
     assert lots.lots(10) == []
 

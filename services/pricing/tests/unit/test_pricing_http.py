@@ -7,11 +7,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from melon_contracts.commands import PlaceBid
-from melon_contracts.envelope import Message
 from melon_contracts.events import BoardUpdated
 from melon_contracts.reference import Grade
 from melon_contracts.topics import BOARD_UPDATES, BOOK_COMMANDS
-from melon_contracts.transport import InMemoryPublisher, PublishFailed
+from melon_contracts.transport import InMemoryPublisher
 from pricing.bootstrap import PricingApi, build_for_tests
 from pricing.entrypoints.http import create_app
 
@@ -54,13 +53,10 @@ def test_bad_bids_are_refused_with_the_reason() -> None:
         assert client.post("/bids", json={**BID, "price_yuan_per_kg": "-1"}).status_code == 422
 
 
-class Unreachable(InMemoryPublisher):
-    def publish(self, spec: Any, key: str, message: Message) -> None:
-        raise PublishFailed("no acknowledgement")
-
-
 def test_a_bid_the_broker_did_not_take_is_a_503_not_a_silent_loss() -> None:
-    with TestClient(create_app(PricingApi(publisher=Unreachable("pricing")))) as client:
+    with TestClient(
+        create_app(PricingApi(publisher=InMemoryPublisher("pricing", unreachable=True)))
+    ) as client:
         response = client.post("/bids", json=BID)
     assert (response.status_code, response.json()["error"]) == (503, "broker_unavailable")
 

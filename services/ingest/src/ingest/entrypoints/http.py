@@ -28,8 +28,9 @@ from ingest.domain.errors import (
 )
 from ingest.domain.lots import Lot, LotStatus
 from ingest.runtime import IngestService
-from ingest.service import EventNotPublished, LotService
+from ingest.service import LotService
 from melon_contracts.reference import VARIETIES, Grade, Identifier, UnknownVariety
+from melon_contracts.transport import PublishFailed
 from melon_contracts.units import g_to_kg
 
 _ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
@@ -38,7 +39,7 @@ _ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
     (InvalidLot, status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_lot"),
     (LotAlreadyWeighed, status.HTTP_409_CONFLICT, "lot_already_weighed"),
     (UnknownLot, status.HTTP_404_NOT_FOUND, "unknown_lot"),
-    (EventNotPublished, status.HTTP_503_SERVICE_UNAVAILABLE, "event_not_published"),
+    (PublishFailed, status.HTTP_503_SERVICE_UNAVAILABLE, "broker_unavailable"),
 )
 """Most specific class first: the first row the error is an instance of decides."""
 
@@ -169,6 +170,7 @@ def create_app(service: IngestService) -> FastAPI:
     app.state.service = service
     app.add_exception_handler(IngestError, _refusal)
     app.add_exception_handler(UnknownVariety, _refusal)
+    app.add_exception_handler(PublishFailed, _refusal)
     app.add_exception_handler(RequestValidationError, _invalid_request)
 
     @app.post("/lots", status_code=status.HTTP_201_CREATED, responses=_REFUSALS)
