@@ -61,6 +61,15 @@ class Reader(Protocol):
     def stop(self, timeout_s: float = ...) -> None: ...
 
 
+def not_ready(reader: Reader) -> str | None:
+    """Why a reader cannot yet vouch for its service's state, or None when it can."""
+    if reader.failure is not None:
+        return f"failed: {type(reader.failure).__name__}: {reader.failure}"
+    if not reader.caught_up.is_set():
+        return "catching up with the topics"
+    return None
+
+
 class Publisher(Protocol):
     def publish(self, spec: TopicSpec, key: str, message: Message) -> None: ...
 
@@ -155,10 +164,6 @@ class TopicReader:
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
         self._thread.join(timeout=timeout_s)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
 
     def _consumer(self) -> KafkaConsumer:
         options: dict[str, Any] = {

@@ -30,7 +30,7 @@ from dispatch.domain.yard import (
 from melon_contracts.envelope import utc_now
 from melon_contracts.events import ShipmentAssigned, TradeExecuted, TruckCheckedIn
 from melon_contracts.topics import DISPATCH_ASSIGNMENTS, TRUCKS_EVENTS
-from melon_contracts.transport import Publisher, Reader
+from melon_contracts.transport import Publisher, Reader, not_ready
 from melon_contracts.units import UnitError, kg_to_g
 
 log = logging.getLogger(__name__)
@@ -94,11 +94,9 @@ class DispatchService:
     @property
     def health(self) -> str:
         """``ok`` once the yard holds every event that existed at start and reading goes on."""
-        if self._reader is None:
+        if self._reader is None or not_ready(self._reader) is None:
             return "ok"
-        if self._reader.failure is not None:
-            return "failed"
-        return "ok" if self._reader.caught_up.is_set() else "catching_up"
+        return "failed" if self._reader.failure is not None else "catching_up"
 
     def check_in(self, request: CheckIn) -> TruckLoad:
         try:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ingest.service import LotService
-from melon_contracts.transport import Reader
+from melon_contracts.transport import Reader, not_ready
 
 log = logging.getLogger(__name__)
 
@@ -75,24 +75,12 @@ class IngestService:
                 log.exception("shutdown hook %r failed", hook)
 
     def health(self) -> Health:
-        not_ready: dict[str, str] = {}
-        if self.projection is not None:
-            state = _reader_state(self.projection)
-            if state:
-                not_ready["projection"] = state
+        waiting: dict[str, str] = {}
+        if self.projection is not None and (state := not_ready(self.projection)):
+            waiting["projection"] = state
         if self.grader is not None:
-            if self._grader_started.is_set():
-                state = _reader_state(self.grader)
-                if state:
-                    not_ready["grader"] = state
-            else:
-                not_ready["grader"] = "waiting for the projection to catch up"
-        return Health(not_ready)
-
-
-def _reader_state(reader: Reader) -> str:
-    if reader.failure is not None:
-        return f"failed: {type(reader.failure).__name__}: {reader.failure}"
-    if not reader.caught_up.is_set():
-        return "catching up with the topics"
-    return ""
+            if not self._grader_started.is_set():
+                waiting["grader"] = "waiting for the projection to catch up"
+            elif state := not_ready(self.grader):
+                waiting["grader"] = state
+        return Health(waiting)

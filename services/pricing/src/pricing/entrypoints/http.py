@@ -16,7 +16,7 @@ from melon_contracts.commands import CancelBid, PlaceBid
 from melon_contracts.events import BoardUpdated
 from melon_contracts.reference import VARIETIES, Grade, Identifier, book_key, check_variety
 from melon_contracts.topics import BOOK_COMMANDS
-from melon_contracts.transport import PublishFailed
+from melon_contracts.transport import PublishFailed, not_ready
 from melon_contracts.units import UnitError, fen_to_yuan, g_to_kg, kg_to_g, yuan_to_fen
 from pricing.bootstrap import PricingApi
 from pricing.domain.errors import PricingError, UnknownBoardLine
@@ -160,7 +160,7 @@ def create_app(api: PricingApi) -> FastAPI:
 
     @app.get("/healthz")
     def healthz(api: Api) -> JSONResponse:
-        waiting = [r.name for r in api.readers if not r.caught_up.is_set() or not r.alive]
+        waiting = {r.name: state for r in api.readers if (state := not_ready(r))}
         if waiting:
             return JSONResponse(status_code=503, content={"status": "starting", "waiting": waiting})
         return JSONResponse(content={"status": "ok"})
