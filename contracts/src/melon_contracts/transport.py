@@ -61,6 +61,28 @@ class Reader(Protocol):
     def stop(self, timeout_s: float = ...) -> None: ...
 
 
+def dead_letter(
+    service: Service,
+    spec: TopicSpec,
+    partition: int,
+    offset: int,
+    key: str | None,
+    value: bytes | None,
+    reason: str,
+) -> DeadLettered:
+    """The dead letter for a record ``service`` could not use: the record, where it was, and why."""
+    return DeadLettered(
+        correlation_id=key or f"{spec.name}:{partition}:{offset}",
+        source_topic=spec.name,
+        partition=partition,
+        offset=offset,
+        key=key,
+        payload=(value or b"").decode("utf-8", errors="replace")[:10_000],
+        reason=reason,
+        rejected_by=service,
+    )
+
+
 def not_ready(reader: Reader) -> str | None:
     """Why a reader cannot yet vouch for its service's state, or None when it can."""
     if reader.failure is not None:
@@ -74,7 +96,7 @@ class Publisher(Protocol):
     def publish(self, spec: TopicSpec, key: str, message: Message) -> None: ...
 
 
-def _check_writer(service: Service, spec: TopicSpec) -> None:
+def check_writer(service: Service, spec: TopicSpec) -> None:
     if service not in spec.writers:
         raise NotTheWriter(f"{service} may not write {spec.name}; its writer is {spec.writer}")
 
@@ -95,7 +117,7 @@ class KafkaPublisher:
         )
 
     def publish(self, spec: TopicSpec, key: str, message: Message) -> None:
-        _check_writer(self._service, spec)
+        check_writer(self._service, spec)
         try:
             future = self._producer.send(spec.name, key=encode_key(key), value=encode(message))
             future.get(timeout=self._timeout_s)
@@ -116,7 +138,7 @@ class InMemoryPublisher:
     """Act as a broker that never acknowledges: every publish fails as the real one would."""
 
     def publish(self, spec: TopicSpec, key: str, message: Message) -> None:
-        _check_writer(self.service, spec)
+        check_writer(self.service, spec)
         if self.unreachable:
             raise _not_acknowledged(message, key, "no acknowledgement within the timeout")
         self.sent.append((spec.name, key, message))
@@ -239,15 +261,7 @@ class TopicReader:
         log.warning("rejected %s[%s]@%s: %s", spec.name, record.partition, record.offset, reason)
         if self._dead_letters is None:
             return
-        payload = b"" if record.value is None else record.value
-        letter = DeadLettered(
-            correlation_id=key or f"{spec.name}:{record.partition}:{record.offset}",
-            source_topic=spec.name,
-            partition=record.partition,
-            offset=record.offset,
-            key=key,
-            payload=payload.decode("utf-8", errors="replace")[:10_000],
-            reason=reason,
-            rejected_by=self._service,
+        letter = dead_letter(
+            self._service, spec, record.partition, record.offset, key, record.value, reason
         )
         self._dead_letters.publish(by_name(spec.dlq), letter.correlation_id, letter)

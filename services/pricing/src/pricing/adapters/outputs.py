@@ -10,6 +10,7 @@ from melon_contracts.codec import decode_key, encode, encode_key
 from melon_contracts.envelope import Message
 from melon_contracts.events import DeadLettered
 from melon_contracts.topics import TopicSpec, by_name
+from melon_contracts.transport import check_writer, dead_letter
 
 
 class Outputs(Protocol):
@@ -19,19 +20,11 @@ class Outputs(Protocol):
 
 
 def dead_letter_for(spec: TopicSpec, event: Any, reason: str) -> DeadLettered:
-    """A dead letter for a faust event: the original record, where it was, and why."""
-    key = decode_key(event.key)
+    """The dead letter for a faust event the matcher could not use."""
     raw = event.value if isinstance(event.value, bytes) else repr(event.value).encode()
-    return DeadLettered(
-        correlation_id=key or f"{spec.name}:{event.message.partition}:{event.message.offset}",
-        source_topic=spec.name,
-        partition=event.message.partition,
-        offset=event.message.offset,
-        key=key,
-        payload=raw.decode("utf-8", errors="replace")[:10_000],
-        reason=reason,
-        rejected_by="pricing",
-    )
+    message = event.message
+    key = decode_key(event.key)
+    return dead_letter("pricing", spec, message.partition, message.offset, key, raw, reason)
 
 
 class FaustOutputs:
@@ -48,8 +41,7 @@ class FaustOutputs:
         return self._topics[spec.name]
 
     async def publish(self, spec: TopicSpec, key: str, message: Message) -> None:
-        if "pricing" not in spec.writers:
-            raise PermissionError(f"pricing may not write {spec.name}")
+        check_writer("pricing", spec)
         pending = await self._topic(spec).send(
             key=encode_key(key), value=encode(message), force=True
         )
