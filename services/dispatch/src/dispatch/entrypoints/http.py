@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi import status as codes
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from dispatch.domain.errors import (
@@ -32,15 +31,15 @@ from dispatch.entrypoints.schemas import (
     AssignmentOut,
     AssignShipmentsBody,
     CheckInTruckBody,
-    ErrorOut,
     Health,
     ShipmentOut,
     TruckOut,
 )
 from dispatch.service import Assign, CheckIn, DispatchService, NotReady
 from melon_contracts.transport import PublishFailed
+from melon_contracts.web import Refusals, documented, install_error_handlers
 
-_REFUSALS: dict[type[Exception], tuple[int, str]] = {
+_REFUSALS: Refusals = {
     UnknownTruck: (codes.HTTP_404_NOT_FOUND, "unknown_truck"),
     UnknownShipment: (codes.HTTP_404_NOT_FOUND, "unknown_shipment"),
     TruckAlreadyInYard: (codes.HTTP_409_CONFLICT, "truck_already_in_yard"),
@@ -54,36 +53,7 @@ _REFUSALS: dict[type[Exception], tuple[int, str]] = {
     PublishFailed: (codes.HTTP_503_SERVICE_UNAVAILABLE, "broker_unavailable"),
 }
 
-_REFUSED: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut}
-    for code in (
-        codes.HTTP_404_NOT_FOUND,
-        codes.HTTP_409_CONFLICT,
-        codes.HTTP_422_UNPROCESSABLE_CONTENT,
-        codes.HTTP_503_SERVICE_UNAVAILABLE,
-    )
-}
-
-
-def _error(status_code: int, code: str, detail: str) -> JSONResponse:
-    return JSONResponse(status_code=status_code, content={"error": code, "detail": detail})
-
-
-def _refusal(_: Request, exc: Exception) -> JSONResponse:
-    for kind in type(exc).__mro__:
-        if kind in _REFUSALS:
-            status_code, code = _REFUSALS[kind]
-            return _error(status_code, code, str(exc))
-    raise exc
-
-
-def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    reasons = []
-    for problem in exc.errors():
-        where = ".".join(str(part) for part in problem.get("loc", ()) if part != "body")
-        reasons.append(f"{where}: {problem.get('msg', 'invalid')}" if where else problem["msg"])
-    return _error(codes.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_request", "; ".join(reasons))
+_REFUSED = documented(_REFUSALS)
 
 
 def _service(request: Request) -> DispatchService:
@@ -106,10 +76,7 @@ def create_app(service: DispatchService) -> FastAPI:
 
     app = FastAPI(title="Melon Hall dispatch", lifespan=lifespan)
     app.state.service = service
-    app.add_exception_handler(DispatchError, _refusal)
-    app.add_exception_handler(NotReady, _refusal)
-    app.add_exception_handler(PublishFailed, _refusal)
-    app.add_exception_handler(RequestValidationError, _invalid_request)
+    install_error_handlers(app, _REFUSALS)
 
     @app.get("/healthz", response_model=Health, responses={503: {"model": Health}})
     def healthz(service: Service) -> JSONResponse:

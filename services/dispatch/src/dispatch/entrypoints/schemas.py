@@ -133,10 +133,3 @@ class AssignmentOut(BaseModel):
 
 class Health(BaseModel):
     status: str
-
-
-class ErrorOut(BaseModel):
-    """Every refusal: a stable snake_case code for programs and a reason for people."""
-
-    error: str
-    detail: str

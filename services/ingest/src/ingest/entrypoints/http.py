@@ -1,7 +1,7 @@
 """The weigh stations' HTTP API: operators record lots; anyone reads lots and health.
 
-Refusals are JSON ``{"error": "<snake_case_code>", "detail": "<human reason>"}`` with the status
-the table ``_ERRORS`` gives their class.
+Refusals use the hall's error format (``melon_contracts.web``) with the status and code the table
+``_REFUSALS`` gives their class.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, cast
+from typing import Annotated, cast
 
 from fastapi import Depends, FastAPI, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,23 +31,17 @@ from ingest.service import LotService
 from melon_contracts.reference import VARIETIES, Grade, Identifier, UnknownVariety
 from melon_contracts.transport import PublishFailed
 from melon_contracts.units import g_to_kg
+from melon_contracts.web import Refusals, documented, install_error_handlers
 
-_ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
-    (UnknownStation, status.HTTP_422_UNPROCESSABLE_CONTENT, "unknown_station"),
-    (UnknownVariety, status.HTTP_422_UNPROCESSABLE_CONTENT, "unknown_variety"),
-    (InvalidLot, status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_lot"),
-    (LotAlreadyWeighed, status.HTTP_409_CONFLICT, "lot_already_weighed"),
-    (UnknownLot, status.HTTP_404_NOT_FOUND, "unknown_lot"),
-    (PublishFailed, status.HTTP_503_SERVICE_UNAVAILABLE, "broker_unavailable"),
-)
-"""Most specific class first: the first row the error is an instance of decides."""
-
-
-class ErrorBody(BaseModel):
-    """Why a request was refused."""
-
-    error: str
-    detail: str
+_REFUSALS: Refusals = {
+    UnknownStation: (status.HTTP_422_UNPROCESSABLE_CONTENT, "unknown_station"),
+    UnknownVariety: (status.HTTP_422_UNPROCESSABLE_CONTENT, "unknown_variety"),
+    InvalidLot: (status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_lot"),
+    LotAlreadyWeighed: (status.HTTP_409_CONFLICT, "lot_already_weighed"),
+    UnknownLot: (status.HTTP_404_NOT_FOUND, "unknown_lot"),
+    IngestError: (status.HTTP_400_BAD_REQUEST, "ingest_error"),
+    PublishFailed: (status.HTTP_503_SERVICE_UNAVAILABLE, "broker_unavailable"),
+}
 
 
 class RecordLotBody(BaseModel):
@@ -151,9 +144,7 @@ ServiceDep = Annotated[IngestService, Depends(_service)]
 LotsDep = Annotated[LotService, Depends(_lots)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="How many lots at most")]
 
-_REFUSALS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (404, 409, 422, 503)
-}
+_DOCUMENTED = documented(_REFUSALS)
 
 
 def create_app(service: IngestService) -> FastAPI:
@@ -168,12 +159,9 @@ def create_app(service: IngestService) -> FastAPI:
 
     app = FastAPI(title="Melon Hall ingest", version="0.1.0", lifespan=lifespan)
     app.state.service = service
-    app.add_exception_handler(IngestError, _refusal)
-    app.add_exception_handler(UnknownVariety, _refusal)
-    app.add_exception_handler(PublishFailed, _refusal)
-    app.add_exception_handler(RequestValidationError, _invalid_request)
+    install_error_handlers(app, _REFUSALS)
 
-    @app.post("/lots", status_code=status.HTTP_201_CREATED, responses=_REFUSALS)
+    @app.post("/lots", status_code=status.HTTP_201_CREATED, responses=_DOCUMENTED)
     def record_lot(body: RecordLotBody, lots: LotsDep, response: Response) -> LotView:
         """Record a weighed lot; repeating the same entry returns the lot with 200."""
         recorded = lots.record(body.command())
@@ -181,7 +169,7 @@ def create_app(service: IngestService) -> FastAPI:
             response.status_code = status.HTTP_200_OK
         return LotView.of(recorded.lot)
 
-    @app.get("/lots/{lot_id}", responses=_REFUSALS)
+    @app.get("/lots/{lot_id}", responses=_DOCUMENTED)
     def get_lot(lot_id: str, lots: LotsDep) -> LotView:
         return LotView.of(lots.lot(lot_id))
 
@@ -201,22 +189,3 @@ def create_app(service: IngestService) -> FastAPI:
         )
 
     return app
-
-
-def _refusal(request: Request, exc: Exception) -> JSONResponse:
-    for kind, code, error in _ERRORS:
-        if isinstance(exc, kind):
-            return _error(code, error, str(exc))
-    return _error(status.HTTP_400_BAD_REQUEST, "ingest_error", str(exc))
-
-
-def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
-    errors = cast(RequestValidationError, exc).errors()
-    detail = "; ".join(
-        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in errors
-    )
-    return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_request", detail)
-
-
-def _error(code: int, error: str, detail: str) -> JSONResponse:
-    return JSONResponse(ErrorBody(error=error, detail=detail).model_dump(), status_code=code)

@@ -14,10 +14,18 @@ from pydantic import BaseModel, Field
 
 from melon_contracts.commands import CancelBid, PlaceBid
 from melon_contracts.events import BoardUpdated
-from melon_contracts.reference import VARIETIES, Grade, Identifier, book_key, check_variety
+from melon_contracts.reference import (
+    VARIETIES,
+    Grade,
+    Identifier,
+    UnknownVariety,
+    book_key,
+    check_variety,
+)
 from melon_contracts.topics import BOOK_COMMANDS
 from melon_contracts.transport import PublishFailed, not_ready
 from melon_contracts.units import UnitError, fen_to_yuan, g_to_kg, kg_to_g, yuan_to_fen
+from melon_contracts.web import Refusals, documented, install_error_handlers
 from pricing.bootstrap import PricingApi
 from pricing.domain.errors import PricingError, UnknownBoardLine
 
@@ -49,8 +57,13 @@ def _api(request: Request) -> PricingApi:
 Api = Annotated[PricingApi, Depends(_api)]
 
 
-class InvalidInput(ValueError):
-    """Input that passed the schema but not the hall's rules."""
+_REFUSALS: Refusals = {
+    UnknownVariety: (422, "unknown_variety"),
+    UnitError: (422, "invalid_amount"),
+    UnknownBoardLine: (404, "unknown_board_line"),
+    PricingError: (409, "pricing_rule"),
+    PublishFailed: (503, "broker_unavailable"),
+}
 
 
 def board_json(line: BoardUpdated) -> dict[str, Any]:
@@ -89,30 +102,14 @@ def create_app(api: PricingApi) -> FastAPI:
     app = FastAPI(title="Melon Hall pricing", lifespan=lifespan)
     app.state.api = api
 
-    @app.exception_handler(PricingError)
-    async def _domain_error(_: Request, exc: PricingError) -> JSONResponse:
-        status = 404 if isinstance(exc, UnknownBoardLine) else 409
-        return JSONResponse(status_code=status, content=_error(exc))
+    install_error_handlers(app, _REFUSALS)
 
-    @app.exception_handler(PublishFailed)
-    async def _broker_unavailable(_: Request, exc: PublishFailed) -> JSONResponse:
-        return JSONResponse(
-            status_code=503, content={"error": "broker_unavailable", "detail": str(exc)}
-        )
-
-    @app.exception_handler(InvalidInput)
-    async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
-        return JSONResponse(status_code=422, content=_error(exc))
-
-    @app.post("/bids", status_code=202)
+    @app.post("/bids", status_code=202, responses=documented(_REFUSALS))
     def place_bid(body: BidRequest, api: Api) -> dict[str, Any]:
         """Send a bid to its book; the matcher fills it against graded lots."""
-        variety = _variety(body.variety)
-        try:
-            price = yuan_to_fen(body.price_yuan_per_kg)
-            quantity = kg_to_g(body.quantity_kg)
-        except UnitError as exc:
-            raise InvalidInput(str(exc)) from exc
+        variety = check_variety(body.variety)
+        price = yuan_to_fen(body.price_yuan_per_kg)
+        quantity = kg_to_g(body.quantity_kg)
         bid_id = body.bid_id or f"B-{uuid.uuid4().hex[:12]}"
         book = book_key(variety, body.grade)
         command = PlaceBid(
@@ -137,7 +134,7 @@ def create_app(api: PricingApi) -> FastAPI:
     @app.post("/bids/{bid_id}/cancel", status_code=202)
     def cancel_bid(bid_id: Identifier, body: CancelRequest, api: Api) -> dict[str, Any]:
         """Ask the book to withdraw what is left of a resting bid."""
-        variety = _variety(body.variety)
+        variety = check_variety(body.variety)
         book = book_key(variety, body.grade)
         command = CancelBid(
             correlation_id=bid_id,
@@ -156,7 +153,7 @@ def create_app(api: PricingApi) -> FastAPI:
 
     @app.get("/board/{variety}/{grade}")
     def board_line(variety: str, grade: Grade, api: Api) -> dict[str, Any]:
-        return board_json(api.board.line(book_key(_variety(variety), grade)))
+        return board_json(api.board.line(book_key(check_variety(variety), grade)))
 
     @app.get("/healthz")
     def healthz(api: Api) -> JSONResponse:
@@ -166,15 +163,3 @@ def create_app(api: PricingApi) -> FastAPI:
         return JSONResponse(content={"status": "ok"})
 
     return app
-
-
-def _variety(code: str) -> str:
-    try:
-        return check_variety(code)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from exc
-
-
-def _error(exc: Exception) -> dict[str, str]:
-    code = "".join(f"_{c.lower()}" if c.isupper() else c for c in type(exc).__name__).lstrip("_")
-    return {"error": code, "detail": str(exc)}

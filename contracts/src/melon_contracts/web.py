@@ -1,0 +1,58 @@
+"""The one error format of every Melon Hall HTTP API: ``{"error": code, "detail": reason}``.
+
+``error`` is a stable snake_case code for programs, ``detail`` a reason for people. Each service
+declares only its table of refusals (domain error -> status and code); the handlers are here, so
+the console, the boards and scripts read one shape from all three services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+Refusals = Mapping[type[Exception], tuple[int, str]]
+"""Domain error class -> (HTTP status, error code); the most specific class of an error wins."""
+
+
+class ErrorBody(BaseModel):
+    """Why a request was refused."""
+
+    error: str
+    detail: str
+
+
+def error_response(status_code: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse(ErrorBody(error=code, detail=detail).model_dump(), status_code=status_code)
+
+
+def documented(refusals: Refusals) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the statuses the refusals can produce."""
+    return {status: {"model": ErrorBody} for status, _ in sorted(set(refusals.values()))}
+
+
+def install_error_handlers(app: FastAPI, refusals: Refusals) -> None:
+    """Answer each refusal with its status and code, and invalid requests with 422."""
+
+    def refuse(_: Request, exc: Exception) -> JSONResponse:
+        for kind in type(exc).__mro__:
+            if kind in refusals:
+                status_code, code = refusals[kind]
+                return error_response(status_code, code, str(exc))
+        raise exc
+
+    for kind in refusals:
+        app.add_exception_handler(kind, refuse)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+
+
+def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    detail = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+    )
+    return error_response(422, "invalid_request", detail)
