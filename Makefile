@@ -7,7 +7,7 @@ PACKAGES := contracts services/ingest services/pricing services/dispatch deploy/
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 BOOTSTRAP ?= 127.0.0.1:9092
 
-.PHONY: setup run stop test lint format unit e2e kafka-up kafka-down kafka-status topics schemas lock clean
+.PHONY: setup browser run stop test lint format unit e2e bench kafka-up kafka-down kafka-status topics schemas lock clean
 
 setup: $(STAMP)
 
@@ -20,13 +20,23 @@ $(STAMP): requirements.lock $(PYPROJECTS)
 		$(addprefix -e ,$(PACKAGES))
 	@touch $@
 
+# The page tests drive Debian's Chromium; Playwright never downloads a browser here.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+		echo "installing Debian's chromium package for the page tests ..."; \
+		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+		$$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }; \
+		test -x $(CHROMIUM) || { echo "could not install chromium; page tests need it"; exit 1; }; }
+
 run: setup
 	$(BIN)/python -m melon_devkit.hall run
 
 stop: setup
 	$(BIN)/python -m melon_devkit.hall stop
 
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest
 
 unit: setup

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
+import httpx
 import pytest
 
 from melon_contracts.admin import ensure_topics
 from melon_devkit.hall import Hall, Ports
 from melon_devkit.kafka import Broker, free_port
+from melon_devkit.weigh import weigh_crates
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +37,16 @@ def hall(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[H
     hall = Hall(
         bootstrap=broker.bootstrap,
         home=home,
-        ports=Ports(ingest=free_port(), pricing=free_port(), dispatch=free_port()),
+        ports=Ports(
+            ingest=free_port(),
+            pricing=free_port(),
+            dispatch=free_port(),
+            gateway=free_port(),
+            scales=free_port(),
+            ws1=free_port(),
+            ws2=free_port(),
+            ts1=free_port(),
+        ),
     )
     try:
         took = hall.start()
@@ -42,6 +54,46 @@ def hall(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[H
         yield hall
     finally:
         hall.stop()
+
+
+def weigh(
+    hall: Hall,
+    lot_id: str,
+    brix: list[float],
+    gross_kg: str = "464.0",
+    crates: int = 40,
+    station: str = "ws-1",
+    fruit_weights_g: tuple[int, ...] = (2600, 2450, 2300),
+) -> dict[str, Any]:
+    """Weigh a lot of plastic crates (1.6 kg each) on a simulated platform scale; its ticket."""
+    with httpx.Client(timeout=20) as http:
+        return weigh_crates(
+            http,
+            hall.url("ingest"),
+            hall.url("scales"),
+            station,
+            gross_kg,
+            lot_body(lot_id, brix, crates, fruit_weights_g),
+        )
+
+
+def lot_body(
+    lot_id: str,
+    brix: list[float],
+    crates: int = 40,
+    fruit_weights_g: tuple[int, ...] = (2600, 2450, 2300),
+) -> dict[str, Any]:
+    return {
+        "lot_id": lot_id,
+        "farmer_id": "farmer-zhang",
+        "village_group": "红沙梁3组",
+        "variety": "xizhoumi",
+        "harvest_date": "2026-08-12",
+        "crates": crates,
+        "crate_type": "plastic-crate",
+        "sample": {"brix": brix, "fruit_weights_g": list(fruit_weights_g[: len(brix)])},
+        "operator_id": "op-7",
+    }
 
 
 def eventually(probe, timeout_s: float = 30.0, every_s: float = 0.2):  # type: ignore[no-untyped-def]

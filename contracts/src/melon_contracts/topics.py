@@ -19,8 +19,10 @@ from melon_contracts.envelope import Message
 from melon_contracts.events import (
     BoardUpdated,
     DeadLettered,
+    LedgerRecord,
     LotGraded,
     LotWeighed,
+    ScaleReading,
     ShipmentAssigned,
     TradeExecuted,
     TruckCheckedIn,
@@ -68,6 +70,29 @@ class TopicSpec:
         return settings
 
 
+ONE_DAY_MS = 24 * 60 * 60 * 1000
+
+SCALE_READINGS = TopicSpec(
+    name="scale.readings",
+    key="station id",
+    value=ScaleReading,
+    partitions=3,
+    writer="ingest",
+    readers=("ingest",),
+    retention_ms=ONE_DAY_MS,
+    description="Every frame the weigh stations' scale indicators sent, decoded, per station. "
+    "Kept a day: the weighings taken from them are in the ledger for good.",
+)
+INGEST_LEDGER = TopicSpec(
+    name="ingest.ledger",
+    key="record kind",
+    value=LedgerRecord,
+    partitions=1,
+    writer="ingest",
+    readers=("ingest",),
+    description="The weigh stations' audit trail: weighings, corrections and changes of legal "
+    "parameters, hash-chained in one partition so the order is total.",
+)
 LOTS_WEIGHED = TopicSpec(
     name="lots.weighed",
     key="lot id",
@@ -134,6 +159,8 @@ DISPATCH_ASSIGNMENTS = TopicSpec(
 )
 
 TOPICS: tuple[TopicSpec, ...] = (
+    SCALE_READINGS,
+    INGEST_LEDGER,
     LOTS_WEIGHED,
     LOTS_GRADED,
     BOOK_COMMANDS,

@@ -107,6 +107,9 @@ class KafkaPublisher:
     def __init__(self, service: Service, bootstrap: str, timeout_s: float = 15.0) -> None:
         self._service = service
         self._timeout_s = timeout_s
+        # The producer gives up on a record within the time publish() waits, so a PublishFailed
+        # is final: the record will not land later behind the caller's back (it may have landed
+        # already, with only the acknowledgement lost; readers dedupe by event id).
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap,
             client_id=f"melon-{service}",
@@ -114,13 +117,15 @@ class KafkaPublisher:
             enable_idempotence=True,
             linger_ms=2,
             retries=2_147_483_647,
+            request_timeout_ms=int(timeout_s * 1000 * 2 / 3),
+            delivery_timeout_ms=int(timeout_s * 1000),
         )
 
     def publish(self, spec: TopicSpec, key: str, message: Message) -> None:
         check_writer(self._service, spec)
         try:
             future = self._producer.send(spec.name, key=encode_key(key), value=encode(message))
-            future.get(timeout=self._timeout_s)
+            future.get(timeout=self._timeout_s + 5)
         except KafkaError as exc:
             raise _not_acknowledged(message, key, exc) from exc
 
@@ -156,7 +161,8 @@ class TopicReader:
     With a ``group_id`` the reader shares work with other instances and resumes from committed
     offsets. Without one it reads every partition from the beginning: that is how a service
     rebuilds its state from the topics on start; ``caught_up`` is set once it has reached the
-    end offsets it saw when it started.
+    end offsets it saw when it started. ``live=True`` (without a group) starts at the end instead,
+    for streams where only what happens from now on matters, such as scale readings.
     """
 
     def __init__(
@@ -167,7 +173,11 @@ class TopicReader:
         handler: Handler,
         group_id: str | None = None,
         dead_letters: Publisher | None = None,
+        live: bool = False,
     ) -> None:
+        if live and group_id is not None:
+            raise ValueError("a live reader reads every partition itself; it takes no group")
+        self._live = live
         self._service = service
         self._bootstrap = bootstrap
         self._specs = {spec.name: spec for spec in topics}
@@ -206,7 +216,10 @@ class TopicReader:
             for p in range(spec.partitions)
         ]
         consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
+        if self._live:
+            consumer.seek_to_end(*partitions)
+        else:
+            consumer.seek_to_beginning(*partitions)
         return consumer
 
     def _run(self) -> None:
@@ -217,7 +230,8 @@ class TopicReader:
             log.exception("reader for %s could not start", sorted(self._specs))
             return
         try:
-            targets = self._end_offsets(consumer) if self._group_id is None else {}
+            replaying = self._group_id is None and not self._live
+            targets = self._end_offsets(consumer) if replaying else {}
             if not targets:
                 self.caught_up.set()
             while not self._stop.is_set():

@@ -16,7 +16,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 Refusals = Mapping[type[Exception], tuple[int, str]]
-"""Domain error class -> (HTTP status, error code); the most specific class of an error wins."""
+"""Domain error class -> (HTTP status, error code); the most specific class of an error wins.
+
+An error that carries its own ``code`` attribute (a string, e.g. a refusal reason) answers with
+that code and the table's status.
+"""
 
 
 class ErrorBody(BaseModel):
@@ -42,7 +46,8 @@ def install_error_handlers(app: FastAPI, refusals: Refusals) -> None:
         for kind in type(exc).__mro__:
             if kind in refusals:
                 status_code, code = refusals[kind]
-                return error_response(status_code, code, str(exc))
+                own = getattr(exc, "code", None)
+                return error_response(status_code, str(own or code), str(exc))
         raise exc
 
     for kind in refusals:

@@ -1,7 +1,9 @@
-"""A small demo day fed through the hall's front doors (HTTP), never by writing topics.
+"""A small demo day fed through the hall's front doors, never by writing topics.
 
-Two trucks check in, six lots are weighed and graded, merchants bid, the matcher trades, and the
-sold goods are put on trucks. Ids are fixed, so feeding twice changes nothing the second time.
+Two trucks check in; six lots are put on the simulated platform scales (which speak MT-SICS and
+the XK3190 frame to the gateway), weighed, ticketed and graded; merchants bid, the matcher trades,
+and the sold goods are put on trucks. Ids are fixed, so feeding twice changes nothing the second
+time: a lot tag scanned again returns its ticket.
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ from typing import Any, TextIO, TypeVar
 
 import httpx
 
+from melon_devkit.weigh import weigh_crates
+
 T = TypeVar("T")
 
 LOTS = [
-    ("MQ-0001", "farmer-zhang-san", "xizhoumi", 40, "412.5", [14.2, 14.8, 15.1]),
-    ("MQ-0002", "farmer-li-si", "xizhoumi", 36, "380.0", [12.4, 12.9, 13.0]),
-    ("MQ-0003", "farmer-wang-wu", "ganmibao", 50, "505.0", [13.1, 12.2, 12.8]),
-    ("MQ-0004", "farmer-zhao-liu", "yujinxiang", 30, "298.2", [10.5, 11.2, 10.9]),
-    ("MQ-0005", "farmer-sun-qi", "xizhoumi", 45, "466.0", [12.1, 12.6, 12.3]),
-    ("MQ-0006", "farmer-zhou-ba", "ganmibao", 28, "270.8", [9.1, 9.8, 9.4]),
+    ("MQ-0001", "farmer-zhang-san", "xizhoumi", 40, "476.4", [14.2, 14.8, 15.1]),
+    ("MQ-0002", "farmer-li-si", "xizhoumi", 36, "437.6", [12.4, 12.9, 13.0]),
+    ("MQ-0003", "farmer-wang-wu", "ganmibao", 50, "585.0", [13.1, 12.2, 12.8]),
+    ("MQ-0004", "farmer-zhao-liu", "yujinxiang", 30, "346.2", [10.5, 11.2, 10.9]),
+    ("MQ-0005", "farmer-sun-qi", "xizhoumi", 45, "538.0", [12.1, 12.6, 12.3]),
+    ("MQ-0006", "farmer-zhou-ba", "ganmibao", 28, "315.6", [9.1, 9.8, 9.4]),
 ]
+"""Lot tag, farmer household, variety, plastic crates, gross kg on the platform, Brix sample."""
 BIDS = [
     ("DEMO-B1", "merchant-lanzhou", "xizhoumi", "extra", "7.20", "400", "兰州", True),
     ("DEMO-B2", "merchant-xian", "xizhoumi", "class_i", "5.60", "600", "西安", False),
@@ -35,7 +40,7 @@ TRUCKS = [
 ]
 
 
-def feed(ingest: str, pricing: str, dispatch: str, out: TextIO = sys.stdout) -> None:
+def feed(ingest: str, pricing: str, dispatch: str, scales: str, out: TextIO = sys.stdout) -> None:
     def say(line: str) -> None:
         print(line, file=out, flush=True)
 
@@ -54,21 +59,28 @@ def feed(ingest: str, pricing: str, dispatch: str, out: TextIO = sys.stdout) -> 
                     "checked_in_by": "gate-1",
                 },
             )
-        say(f"demo: {len(LOTS)} lots weighed at ws-1 and ws-2")
-        for i, (lot_id, farmer, variety, crates, kg, brix) in enumerate(LOTS):
-            _post(
+        say(f"demo: {len(LOTS)} lots on the scales of ws-1 (MT-SICS) and ws-2 (XK3190)")
+        for i, (lot_id, farmer, variety, crates, gross_kg, brix) in enumerate(LOTS):
+            ticket = weigh_crates(
                 http,
-                f"{ingest}/lots",
+                ingest,
+                scales,
+                f"ws-{1 + i % 2}",
+                gross_kg,
                 {
                     "lot_id": lot_id,
-                    "station_id": f"ws-{1 + i % 2}",
                     "farmer_id": farmer,
+                    "village_group": f"{1 + i % 4}组",
                     "variety": variety,
                     "crates": crates,
-                    "net_kg": kg,
-                    "brix": brix,
+                    "crate_type": "plastic-crate",
+                    "sample": {"brix": brix},
                     "operator_id": "op-demo",
                 },
+            )
+            say(
+                f"  {lot_id}: ticket {ticket['station_id']}/{ticket['ticket_no']}, "
+                f"gross {ticket['gross_kg']} - tare {ticket['tare_kg']} = net {ticket['net_kg']} kg"
             )
         grades = _wait_for(lambda: _graded(http, ingest), "lots graded")
         for lot_id, grade in sorted(grades.items()):
@@ -120,7 +132,8 @@ def _graded(http: httpx.Client, ingest: str) -> dict[str, str] | None:
         lot = http.get(f"{ingest}/lots/{lot_id}").json()
         if lot.get("status") != "graded":
             return None
-        grades[lot_id] = f"{lot['grade_zh']} ({lot['grade']}): {lot['reason']}"
+        grade = lot["grade"]
+        grades[lot_id] = f"{grade['grade_zh']} ({grade['grade']}): {grade['reason']}"
     return grades
 
 

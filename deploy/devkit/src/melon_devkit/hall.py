@@ -8,6 +8,7 @@ The end-to-end tests use the same ``Hall`` with their own broker, ports and fold
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -32,6 +33,33 @@ class Ports:
     ingest: int = 8001
     pricing: int = 8002
     dispatch: int = 8003
+    gateway: int = 8011
+    """The scale gateway's metrics."""
+    scales: int = 4100
+    """The scale simulator's control API."""
+    ws1: int = 4001
+    ws2: int = 4002
+    ts1: int = 4003
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A weigh station's scale: its simulated indicator and what the ingest service is told."""
+
+    station: str
+    port_name: str
+    protocol: str
+    kind: str
+    division_g: int
+    capacity_kg: int
+
+
+SCALES = (
+    Scale("ws-1", "ws1", "mt-sics", "platform", 200, 1_000),
+    Scale("ws-2", "ws2", "xk3190", "platform", 200, 1_000),
+    Scale("ts-1", "ts1", "xk3190", "truck", 20_000, 60_000),
+)
+"""Two platform scales (Max 1000 kg, d 0.2 kg) and a truck scale (Max 60 t, d 20 kg)."""
 
 
 @dataclass
@@ -123,13 +151,66 @@ class Hall:
     def __post_init__(self) -> None:
         logs = self.home / "log"
         base = {"PYTHONUNBUFFERED": "1"}
+        stations = [
+            {
+                "id": scale.station,
+                "kind": scale.kind,
+                "division_g": scale.division_g,
+                "max_kg": str(scale.capacity_kg),
+            }
+            for scale in SCALES
+        ]
+        indicators = [
+            {
+                "station": scale.station,
+                "host": "127.0.0.1",
+                "port": getattr(self.ports, scale.port_name),
+                "protocol": scale.protocol,
+            }
+            for scale in SCALES
+        ]
+        simulated = [
+            f"--station={scale.station}:{getattr(self.ports, scale.port_name)}:{scale.protocol}:"
+            f"division_g={scale.division_g},capacity_kg={scale.capacity_kg},settle_s=1.0"
+            for scale in SCALES
+        ]
         self.services = {
+            "scales": ServiceProcess(
+                "scales",
+                [
+                    "-m",
+                    "melon_devkit.scalesim",
+                    *simulated,
+                    f"--control-port={self.ports.scales}",
+                    "--rate=10",
+                ],
+                base,
+                logs / "scales.log",
+                health_url=f"{self.url('scales')}/scales",
+            ),
             "ingest": ServiceProcess(
                 "ingest",
                 ["-m", "ingest"],
-                {**base, "INGEST_BOOTSTRAP": self.bootstrap, "INGEST_PORT": str(self.ports.ingest)},
+                {
+                    **base,
+                    "INGEST_BOOTSTRAP": self.bootstrap,
+                    "INGEST_PORT": str(self.ports.ingest),
+                    "INGEST_STATIONS": json.dumps(stations),
+                },
                 logs / "ingest.log",
                 health_url=f"{self.url('ingest')}/healthz",
+            ),
+            "gateway": ServiceProcess(
+                "gateway",
+                ["-m", "ingest.gateway"],
+                {
+                    **base,
+                    "INGEST_BOOTSTRAP": self.bootstrap,
+                    "INGEST_SCALES": json.dumps(indicators),
+                    "INGEST_GATEWAY_METRICS_PORT": str(self.ports.gateway),
+                },
+                logs / "gateway.log",
+                health_url=f"{self.url('gateway')}/metrics",
             ),
             "pricing-worker": ServiceProcess(
                 "pricing-worker",
@@ -224,13 +305,23 @@ def run(with_demo: bool = True) -> int:
     for service in hall.services.values():
         service.stop_leftover()
     try:
-        print("  starting ingest, pricing worker, pricing API, dispatch ...", flush=True)
+        print(
+            "  starting the scale simulator, scale gateway, ingest, pricing worker, pricing API, "
+            "dispatch ...",
+            flush=True,
+        )
         took = hall.start()
         print(f"  services ready ({took:.1f}s); logs in {var_dir() / 'log'}", flush=True)
         if with_demo:
             from melon_devkit.demo import feed
 
-            feed(hall.url("ingest"), hall.url("pricing"), hall.url("dispatch"), out=sys.stdout)
+            feed(
+                hall.url("ingest"),
+                hall.url("pricing"),
+                hall.url("dispatch"),
+                hall.url("scales"),
+                out=sys.stdout,
+            )
         _print_urls(hall, broker)
         while all(service.exited() is None for service in hall.services.values()):
             time.sleep(1)
@@ -252,6 +343,9 @@ def _print_urls(hall: Hall, broker: Broker) -> None:
     print(
         "\nMelon Hall is up:\n"
         f"  ingest   (weigh stations)  {hall.url('ingest')}/docs\n"
+        f"  operator console           {hall.url('ingest')}/console?station=ws-1\n"
+        f"  scale simulator            {hall.url('scales')}/scales\n"
+        f"  gateway metrics            {hall.url('gateway')}/metrics\n"
         f"  pricing  (trading hall)    {hall.url('pricing')}/docs   board: "
         f"{hall.url('pricing')}/board\n"
         f"  dispatch (trucks)          {hall.url('dispatch')}/docs\n"

@@ -299,6 +299,8 @@ def test_a_record_of_a_kind_dispatch_does_not_read_is_rejected_for_the_dead_lett
     graded = LotGraded(
         correlation_id="lot-1",
         lot_id="lot-1",
+        station_id="ws-1",
+        ticket_no=1,
         farmer_id="farmer-7",
         variety="ganmibao",
         crates=50,

@@ -1,16 +1,29 @@
-"""``melon-ingest``: run the weigh stations' API, grader and projection in one process."""
+"""``melon-ingest``: the weigh stations' service and its tools.
+
+- ``melon-ingest`` (or ``melon-ingest api``): the API, console, grader and audit trail in one
+  process;
+- ``melon-ingest audit verify|export``: check or export the hash-chained audit trail;
+- ``melon-ingest profiles check FILE...``: check grading profile files before activating them.
+
+The scale gateway is its own process: ``python -m ingest.gateway``.
+"""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import uvicorn
 
 from ingest.bootstrap import build
+from ingest.domain.grading import check_profile_file
 from ingest.entrypoints.http import create_app
+from ingest.ledger import audit_main
 from ingest.settings import Settings
 from melon_contracts.transport import configure_logging
 
 
-def main() -> None:
+def serve() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
     service = build(settings)
@@ -24,5 +37,35 @@ def main() -> None:
     )
 
 
+def check_profiles(paths: list[str]) -> int:
+    if not paths:
+        print("usage: melon-ingest profiles check FILE...", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in paths:
+        problems = check_profile_file(Path(path))
+        if problems:
+            failed += 1
+            print(f"{path}: {len(problems)} problem(s)")
+            for problem in problems:
+                print(f"  - {problem}")
+        else:
+            print(f"{path}: ok")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] == "api":
+        serve()
+        return 0
+    if args[0] == "audit":
+        return audit_main(args[1:])
+    if args[:2] == ["profiles", "check"]:
+        return check_profiles(args[2:])
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

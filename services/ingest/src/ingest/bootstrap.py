@@ -2,44 +2,115 @@
 
 from __future__ import annotations
 
-from ingest.domain.grading import SKELETON_PROFILE, GradingProfile
-from ingest.entrypoints.consumers import Grader, Projection
+import time
+from collections.abc import Callable
+
+from ingest.domain.grading import DEFAULT_PROFILE_ID, GradingProfile, load_profiles
+from ingest.domain.scale import ScaleConfig
+from ingest.domain.tare import DEFAULT_CRATE_TARES
+from ingest.domain.weighhouse import StationKind
+from ingest.entrypoints.consumers import Grader, Projection, ReadingsFeed
+from ingest.ledger import kafka_source, memory_source
 from ingest.runtime import IngestService
-from ingest.service import LotService
+from ingest.service import StationSetup, WeighStations
 from ingest.settings import Settings
-from melon_contracts.topics import LOTS_GRADED, LOTS_WEIGHED
-from melon_contracts.transport import InMemoryPublisher, KafkaPublisher, Publisher, TopicReader
+from melon_contracts.codec import encode
+from melon_contracts.topics import INGEST_LEDGER, LOTS_GRADED, LOTS_WEIGHED, SCALE_READINGS
+from melon_contracts.transport import InMemoryPublisher, KafkaPublisher, TopicReader
 
 GRADER_GROUP = "melon-ingest-grader"
 
 
-def build(settings: Settings, profile: GradingProfile = SKELETON_PROFILE) -> IngestService:
-    """The service wired to Kafka: an acknowledging publisher, a grader and a projection."""
+def default_profile() -> GradingProfile:
+    """The newest shipped version of the hall's default grading profile."""
+    profiles = load_profiles()
+    version = max(v for (pid, v) in profiles if pid == DEFAULT_PROFILE_ID)
+    return profiles[(DEFAULT_PROFILE_ID, version)]
+
+
+def station_setups(settings: Settings) -> list[StationSetup]:
+    setups = []
+    for station in settings.stations:
+        division_g, max_g, min_g = station.resolved
+        setups.append(
+            StationSetup(
+                station_id=station.id,
+                kind=StationKind(station.kind),
+                scale=ScaleConfig(
+                    division_g=division_g,
+                    max_g=max_g,
+                    min_load_g=min_g,
+                    motion_band_d=station.motion_band_d,
+                    window_ms=station.window_ms,
+                    stale_ms=station.stale_ms,
+                ),
+            )
+        )
+    return setups
+
+
+def build(settings: Settings) -> IngestService:
+    """The service wired to Kafka: the audit trail, its readers and the live readings feed."""
     publisher = KafkaPublisher("ingest", settings.bootstrap)
-    lots = LotService(publisher, settings.stations, profile)
+    stations = WeighStations(
+        publisher,
+        kafka_source(settings.bootstrap),
+        station_setups(settings),
+        DEFAULT_CRATE_TARES,
+        default_profile(),
+    )
     grader = TopicReader(
         "ingest",
         settings.bootstrap,
         [LOTS_WEIGHED],
-        Grader(lots),
+        Grader(stations),
         group_id=GRADER_GROUP,
         dead_letters=publisher,
     )
-    # No dead letters from the projection: without a group it re-reads every topic from the
-    # beginning on each start and would file the same rejects again each time. The grader
-    # dead-letters lots.weighed once (it commits offsets) and pricing does so for lots.graded.
+    # No dead letters from the projection: without a group it re-reads the topics from the
+    # beginning on each start and would file the same rejects again each time.
     projection = TopicReader(
-        "ingest", settings.bootstrap, [LOTS_WEIGHED, LOTS_GRADED], Projection(lots)
+        "ingest", settings.bootstrap, [LOTS_WEIGHED, LOTS_GRADED], Projection(stations)
     )
-    return IngestService(lots=lots, projection=projection, grader=grader, on_stop=[publisher.close])
+    readings = TopicReader(
+        "ingest", settings.bootstrap, [SCALE_READINGS], ReadingsFeed(stations), live=True
+    )
+    return IngestService(
+        stations=stations,
+        projection=projection,
+        grader=grader,
+        readings=readings,
+        on_stop=[publisher.close],
+    )
+
+
+class LoopbackPublisher(InMemoryPublisher):
+    """An in-memory publisher whose ledger records are also readable as the ledger's log."""
+
+    def __init__(self, unreachable: bool = False) -> None:
+        super().__init__("ingest", unreachable=unreachable)
+        self.log: list[bytes] = []
+
+    def publish(self, spec, key, message):  # type: ignore[no-untyped-def]
+        super().publish(spec, key, message)
+        if spec.name == INGEST_LEDGER.name:
+            self.log.append(encode(message))
 
 
 def build_in_memory(
     settings: Settings | None = None,
-    publisher: InMemoryPublisher | None = None,
-    profile: GradingProfile = SKELETON_PROFILE,
+    publisher: LoopbackPublisher | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> IngestService:
     """The service without a broker or readers, for unit tests; inspect ``publisher.sent``."""
     settings = settings if settings is not None else Settings()
-    chosen: Publisher = publisher if publisher is not None else InMemoryPublisher("ingest")
-    return IngestService(lots=LotService(chosen, settings.stations, profile))
+    chosen = publisher if publisher is not None else LoopbackPublisher()
+    stations = WeighStations(
+        chosen,
+        memory_source(chosen.log),
+        station_setups(settings),
+        DEFAULT_CRATE_TARES,
+        default_profile(),
+        clock=clock,
+    )
+    return IngestService(stations=stations)

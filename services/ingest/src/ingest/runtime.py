@@ -1,26 +1,40 @@
-"""The running service: the lot use cases plus the background readers that feed them.
+"""The running service: the weigh stations plus the background work that feeds and guards them.
 
-The projection rebuilds the read model from the topics; the grader starts only once the
-projection has caught up, so it knows every lot graded before a restart and does not grade it
-again.
+Start-up order matters and runs in one background thread, so the HTTP server answers health
+checks meanwhile:
+
+1. rebuild the weigh house from the audit trail (retrying while the broker is unreachable);
+2. replay ``lots.weighed`` and ``lots.graded`` to learn which weighings were published and graded;
+3. publish the weighings the trail holds but the topic does not (a crash between the two writes);
+4. start the grader, which grades each weighing once;
+5. keep relaying now and then, in case the broker refused a publish while a request was served.
+
+The live readings feed starts at once: the console shows the scale even while the rest loads.
+Requests that change anything are refused with 503 until step 1 is done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ingest.service import LotService
+from ingest.ledger import LedgerBroken
+from ingest.service import WeighStations
 from melon_contracts.transport import Reader, not_ready
 
 log = logging.getLogger(__name__)
 
 
+class NotReady(RuntimeError):
+    """The service has not finished loading its audit trail, so it cannot take decisions yet."""
+
+
 @dataclass(frozen=True)
 class Health:
-    """Whether the service can answer truthfully; ``not_ready`` names each reader that is not."""
+    """Whether the service can answer truthfully; ``not_ready`` names each part that is not."""
 
     not_ready: dict[str, str]
 
@@ -31,43 +45,92 @@ class Health:
 
 @dataclass
 class IngestService:
-    """What ``bootstrap`` builds and the entrypoints run: use cases, readers, shutdown hooks."""
+    """What ``bootstrap`` builds and the entrypoints run."""
 
-    lots: LotService
+    stations: WeighStations
     projection: Reader | None = None
     grader: Reader | None = None
+    readings: Reader | None = None
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    relay_every_s: float = 2.0
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
+    _loaded: threading.Event = field(default_factory=threading.Event, init=False)
     _grader_started: threading.Event = field(default_factory=threading.Event, init=False)
     _starter: threading.Thread | None = field(default=None, init=False)
+    _load_state: str = field(default="loading the audit trail", init=False)
 
     def start(self) -> None:
-        if self.projection is not None:
-            self.projection.start()
-        if self.grader is not None:
-            self._starter = threading.Thread(
-                target=self._start_grader_when_caught_up, name="ingest-grader-start", daemon=True
-            )
-            self._starter.start()
+        if self.readings is not None:
+            self.readings.start()
+        self._starter = threading.Thread(target=self._start_up, name="ingest-start", daemon=True)
+        self._starter.start()
 
-    def _start_grader_when_caught_up(self) -> None:
+    def start_in_line(self) -> None:
+        """Load synchronously without readers (unit tests and in-memory use)."""
+        self.stations.load()
+        self._loaded.set()
+
+    def _start_up(self) -> None:
+        if not self._load():
+            return
         projection = self.projection
-        while projection is not None and not projection.caught_up.wait(timeout=0.2):
-            if self._stopping.is_set() or projection.failure is not None:
-                return
+        if projection is not None:
+            projection.start()
+            while not projection.caught_up.wait(timeout=0.2):
+                if self._stopping.is_set() or projection.failure is not None:
+                    return
+        self._relay()
         if self.grader is not None and not self._stopping.is_set():
             self.grader.start()
             self._grader_started.set()
+        while not self._stopping.wait(self.relay_every_s):
+            self._relay()
+
+    def _load(self) -> bool:
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                applied = self.stations.load()
+            except LedgerBroken as exc:
+                self._load_state = f"audit trail broken: {exc}; run `melon-ingest audit verify`"
+                log.error("refusing to take weighings: %s", self._load_state)
+                return False
+            except Exception as exc:
+                self._load_state = f"loading the audit trail: {type(exc).__name__}: {exc}"
+                log.warning("%s; retrying in %.1f s", self._load_state, delay)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            log.info(
+                "audit trail loaded: %d records replayed, head seq %d",
+                applied,
+                self.stations.ledger.head_seq,
+            )
+            self._loaded.set()
+            return True
+        return False
+
+    def _relay(self) -> None:
+        try:
+            self.stations.relay()
+        except Exception:
+            log.exception("relay of unpublished weighings failed; will retry")
+
+    def require_loaded(self) -> None:
+        if not self._loaded.is_set():
+            raise NotReady(f"the weigh stations are not ready: {self._load_state}")
 
     def stop(self) -> None:
-        """Stop the grader before the projection, and both before closing the publisher."""
+        """Stop the readers before closing the publisher."""
         self._stopping.set()
         if self._starter is not None:
-            self._starter.join()
-        if self.grader is not None and self._grader_started.is_set():
-            self.grader.stop()
-        if self.projection is not None:
-            self.projection.stop()
+            self._starter.join(timeout=15)
+        for reader in (self.grader, self.projection, self.readings):
+            if reader is None or (reader is self.grader and not self._grader_started.is_set()):
+                continue
+            # A reader the start-up thread never reached was not started and cannot be joined.
+            with contextlib.suppress(RuntimeError):
+                reader.stop()
         for hook in self.on_stop:
             try:
                 hook()
@@ -76,6 +139,8 @@ class IngestService:
 
     def health(self) -> Health:
         waiting: dict[str, str] = {}
+        if not self._loaded.is_set():
+            waiting["ledger"] = self._load_state
         if self.projection is not None and (state := not_ready(self.projection)):
             waiting["projection"] = state
         if self.grader is not None:
@@ -83,4 +148,6 @@ class IngestService:
                 waiting["grader"] = "waiting for the projection to catch up"
             elif state := not_ready(self.grader):
                 waiting["grader"] = state
+        if self.readings is not None and self.readings.failure is not None:
+            waiting["readings"] = f"failed: {self.readings.failure}"
         return Health(waiting)

@@ -1,244 +1,403 @@
-"""The HTTP API over the in-memory publisher: no broker, no readers unless a test adds fakes."""
+"""The weigh stations' HTTP API over the in-memory broker, with a clock the tests move.
+
+Scale readings are fed straight to the service (the gateway's part is tested on its own), so each
+test can put a load on a scale, let it settle and weigh.
+"""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.bootstrap import build_in_memory
-from ingest.domain.grading import SKELETON_PROFILE
-from ingest.entrypoints.consumers import Grader
+from ingest.bootstrap import LoopbackPublisher, build_in_memory, default_profile, station_setups
+from ingest.domain.tare import DEFAULT_CRATE_TARES
 from ingest.entrypoints.http import create_app
 from ingest.runtime import IngestService
-from ingest.service import LotService
-from melon_contracts.events import LotGraded, LotWeighed
-from melon_contracts.topics import LOTS_GRADED, LOTS_WEIGHED
-from melon_contracts.transport import InMemoryPublisher
+from ingest.service import WeighStations
+from ingest.settings import Settings
+from melon_contracts.events import LotGraded, LotWeighed, ScaleReading
+from melon_contracts.topics import INGEST_LEDGER, LOTS_GRADED, LOTS_WEIGHED
 
 
-def body(**changes: Any) -> dict[str, Any]:
-    lot = {
-        "lot_id": "L-001",
-        "station_id": "ws-1",
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_790_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Hall:
+    """The service with its clock, publisher and a hand on each scale."""
+
+    def __init__(self, publisher: LoopbackPublisher | None = None) -> None:
+        self.clock = Clock()
+        self.publisher = publisher or LoopbackPublisher()
+        self.service = build_in_memory(publisher=self.publisher, clock=self.clock)
+        self._seq = 0
+
+    def readings(
+        self, station: str, grams: int | None, seconds: float = 1.5, **flags: bool
+    ) -> None:
+        """The indicator sends ``grams`` ten times a second for ``seconds``."""
+        for _ in range(int(seconds * 10)):
+            self.clock.now += 0.1
+            self._seq += 1
+            self.service.stations.observe(
+                ScaleReading(
+                    correlation_id=station,
+                    station_id=station,
+                    reading_id=f"{station}:test:{self._seq}",
+                    protocol="mt-sics",
+                    value_g=grams,
+                    indicator_stable=True,
+                    raw="S S",
+                    occurred_at=datetime.fromtimestamp(self.clock.now, UTC),
+                    **flags,
+                )
+            )
+
+    def settle(self, station: str, grams: int) -> None:
+        """Empty the scale, then put ``grams`` on it and let it settle."""
+        self.readings(station, 0)
+        self.readings(station, grams)
+
+    def on(self, topic: str) -> list[Any]:
+        return [message for name, _, message in self.publisher.sent if name == topic]
+
+
+def lot(**changes: Any) -> dict[str, Any]:
+    body = {
+        "lot_id": "MQ-0001",
         "farmer_id": "F-7",
+        "village_group": "红沙梁3组",
         "variety": "xizhoumi",
-        "crates": 40,
-        "net_kg": "512.5",
-        "brix": [13.0, 13.4, 13.2, 13.1, 13.3],
+        "harvest_date": "2026-08-12",
+        "crates": 20,
+        "crate_type": "plastic-crate",
+        "sample": {"brix": [14.2, 14.6, 14.9], "fruit_weights_g": [2600, 2450, 2300]},
         "operator_id": "op-3",
     }
-    return {**lot, **changes}
+    return {**body, **changes}
 
 
 @pytest.fixture
-def publisher() -> InMemoryPublisher:
-    return InMemoryPublisher("ingest")
+def hall() -> Hall:
+    return Hall()
 
 
 @pytest.fixture
-def service(publisher: InMemoryPublisher) -> IngestService:
-    return build_in_memory(publisher=publisher)
-
-
-@pytest.fixture
-def client(service: IngestService) -> Iterator[TestClient]:
-    with TestClient(create_app(service)) as client:
+def client(hall: Hall) -> Iterator[TestClient]:
+    hall.service.start_in_line()
+    with TestClient(create_app(hall.service)) as client:
         yield client
 
 
-def test_recording_a_lot_publishes_it_and_returns_it_weighed(
-    client: TestClient, publisher: InMemoryPublisher
-) -> None:
-    # When an operator posts a weighed lot
-    response = client.post("/lots", json=body())
-    # Then it is created, shown in grams and as a kg string, and one LotWeighed went out
+def weigh(client: TestClient, hall: Hall, grams: int, station: str = "ws-1", **changes: Any) -> Any:
+    hall.settle(station, grams)
+    return client.post(f"/stations/{station}/weighings", json=lot(**changes))
+
+
+def test_a_stable_load_becomes_a_ticketed_lot_with_its_tare(client: TestClient, hall: Hall) -> None:
+    response = weigh(client, hall, 332_000)
     assert response.status_code == 201, response.text
-    lot = response.json()
-    assert {k: lot[k] for k in ("lot_id", "status", "net_g", "net_kg", "variety_zh")} == {
-        "lot_id": "L-001",
-        "status": "weighed",
-        "net_g": 512_500,
-        "net_kg": "512.5",
-        "variety_zh": "西州蜜",
-    }
-    assert lot["grade"] is None
-    ((topic, key, event),) = publisher.sent
-    assert (topic, key, event.correlation_id) == ("lots.weighed", "L-001", "L-001")
-    # And it can be read back at once
-    assert client.get("/lots/L-001").json() == lot
+    ticket = response.json()
+    assert (ticket["station_id"], ticket["ticket_no"], ticket["repeated"]) == ("ws-1", 1, False)
+    assert (ticket["gross_kg"], ticket["tare_kg"], ticket["net_kg"]) == ("332.0", "32.0", "300.0")
+    [event] = hall.on(LOTS_WEIGHED.name)
+    assert isinstance(event, LotWeighed)
+    assert (event.gross_g, event.tare_g, event.net_g, event.ticket_no) == (
+        332_000,
+        32_000,
+        300_000,
+        1,
+    )
+    assert event.ledger_seq == ticket["ledger_seq"]
+    assert event.sample.fruit_weights_g == (2600, 2450, 2300)
+
+
+def test_a_repeated_scan_returns_the_existing_ticket_and_publishes_nothing(
+    client: TestClient, hall: Hall
+) -> None:
+    first = weigh(client, hall, 332_000).json()
+    again = client.post("/stations/ws-1/weighings", json=lot(crates=21))
+    assert again.status_code == 200
+    assert again.json()["ticket_no"] == first["ticket_no"] and again.json()["repeated"]
+    assert len(hall.on(LOTS_WEIGHED.name)) == 1
+
+
+def test_ticket_numbers_run_without_gaps_per_station(client: TestClient, hall: Hall) -> None:
+    numbers = []
+    for index, station in enumerate(["ws-1", "ws-1", "ws-2", "ws-1", "ws-2"]):
+        response = weigh(client, hall, 100_000 + index * 1_000, station, lot_id=f"MQ-{index}")
+        assert response.status_code == 201, response.text
+        numbers.append((station, response.json()["ticket_no"]))
+    assert numbers == [("ws-1", 1), ("ws-1", 2), ("ws-2", 1), ("ws-1", 3), ("ws-2", 2)]
 
 
 @pytest.mark.parametrize(
-    "net_kg", ["512.5", 512.5, "512.500"], ids=["same-string", "as-number", "trailing-zeros"]
-)
-def test_repeating_the_same_lot_returns_it_without_publishing_again(
-    client: TestClient, publisher: InMemoryPublisher, net_kg: Any
-) -> None:
-    # Given a recorded lot
-    first = client.post("/lots", json=body())
-    # When the operator's console posts the same content again
-    again = client.post("/lots", json=body(net_kg=net_kg))
-    # Then the existing lot comes back with 200 and nothing more is published
-    assert (again.status_code, again.json()) == (200, first.json())
-    assert len(publisher.sent) == 1
-
-
-def test_same_lot_id_with_other_content_is_a_conflict(
-    client: TestClient, publisher: InMemoryPublisher
-) -> None:
-    client.post("/lots", json=body())
-    response = client.post("/lots", json=body(net_kg="498.0"))
-    assert response.status_code == 409
-    assert response.json()["error"] == "lot_already_weighed"
-    assert "'L-001' was already weighed" in response.json()["detail"]
-    assert len(publisher.sent) == 1
-
-
-@pytest.mark.parametrize(
-    ("changes", "error", "detail"),
+    ("prepare", "code"),
     [
-        pytest.param({"variety": "hami"}, "unknown_variety", "variety 'hami'", id="variety"),
-        pytest.param({"station_id": "ws-9"}, "unknown_station", "'ws-9'", id="station"),
-        pytest.param({"net_kg": "0"}, "invalid_lot", "more than 0 kg", id="zero-weight"),
-        pytest.param({"net_kg": -5}, "invalid_lot", "more than 0 kg", id="negative-weight"),
-        pytest.param({"net_kg": "12.3456"}, "invalid_lot", "more precision", id="sub-gram"),
-        pytest.param({"net_kg": "NaN"}, "invalid_request", "finite number", id="nan-weight"),
-        pytest.param({"net_kg": "200000"}, "invalid_lot", "net_g", id="over-contract-limit"),
-        pytest.param({"brix": [13.0, 35.5]}, "invalid_lot", "35.5 is outside 0-35", id="brix"),
-        pytest.param({"brix": []}, "invalid_lot", "1 to 100 Brix readings", id="no-brix"),
-        pytest.param({"crates": 0}, "invalid_lot", "at least 1 crate", id="no-crates"),
-        pytest.param({"crates": "3"}, "invalid_request", "body.crates", id="crates-as-text"),
-        pytest.param({"lot_id": "L 001"}, "invalid_request", "body.lot_id", id="bad-lot-id"),
-        pytest.param({"colour": "green"}, "invalid_request", "body.colour", id="unknown-field"),
+        (lambda h: h.readings("ws-1", 200_000, seconds=0.4), "unstable"),
+        (lambda h: h.readings("ws-1", None, overload=True), "overload"),
+        (lambda h: h.readings("ws-1", 1_200_000), "overload"),
+        (lambda h: h.readings("ws-1", 2_000), "below_minimum"),
+        (lambda h: h.readings("ws-1", -5_000), "negative"),
+        (lambda h: (h.readings("ws-1", 1_000), h.readings("ws-1", 300_000)), "zero_drift"),
+    ],
+    ids=["moving", "indicator-overload", "above-max", "below-min", "negative", "zero-drift"],
+)
+def test_the_scale_refuses_with_a_reason(
+    client: TestClient, hall: Hall, prepare: Any, code: str
+) -> None:
+    hall.readings("ws-1", 0)
+    prepare(hall)
+    response = client.post("/stations/ws-1/weighings", json=lot())
+    assert response.status_code == 409, response.text
+    assert response.json()["error"] == code
+    assert hall.on(LOTS_WEIGHED.name) == []
+
+
+def test_one_load_is_one_weighing_until_the_scale_returns_to_zero(
+    client: TestClient, hall: Hall
+) -> None:
+    assert weigh(client, hall, 332_000).status_code == 201
+    hall.readings("ws-1", 332_000)
+    second = client.post("/stations/ws-1/weighings", json=lot(lot_id="MQ-0002"))
+    assert (second.status_code, second.json()["error"]) == (409, "not_returned_to_zero")
+    assert weigh(client, hall, 332_000, lot_id="MQ-0002").status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "status", "code"),
+    [
+        ("/stations/ws-9/weighings", lot(), 404, "unknown_station"),
+        ("/stations/ts-1/weighings", lot(), 409, "wrong_station_kind"),
+        ("/stations/ws-1/weighings", lot(variety="durian"), 422, "unknown_variety"),
+        ("/stations/ws-1/weighings", lot(crate_type="sack"), 422, "invalid_lot"),
+        ("/stations/ws-1/weighings", lot(crates=0), 422, "invalid_lot"),
+        ("/stations/ws-1/weighings", lot(sample={"brix": [36.0]}), 422, "invalid_lot"),
+        ("/stations/ws-1/weighings", lot(sample={"brix": []}), 422, "invalid_request"),
+        ("/stations/ws-1/weighings", lot(sample={"brix": [12.0], "defects": {"x": 1}}), 422, None),
+        ("/stations/ws-1/weighings", lot(lot_id="bad tag"), 422, "invalid_request"),
+    ],
+    ids=[
+        "unknown-station",
+        "truck-scale",
+        "unknown-variety",
+        "unknown-crate",
+        "no-crates",
+        "brix-36",
+        "no-brix",
+        "unknown-defect",
+        "bad-tag",
     ],
 )
-def test_entry_breaking_a_rule_is_refused_with_422_and_the_reason(
-    client: TestClient,
-    publisher: InMemoryPublisher,
-    changes: dict[str, Any],
-    error: str,
-    detail: str,
+def test_bad_requests_get_a_clear_4xx(
+    client: TestClient, hall: Hall, url: str, body: dict[str, Any], status: int, code: str | None
 ) -> None:
-    response = client.post("/lots", json=body(**changes))
-    assert response.status_code == 422
-    assert response.json()["error"] == error
-    assert detail in response.json()["detail"]
-    assert publisher.sent == []
+    hall.settle("ws-1", 332_000)
+    response = client.post(url, json=body)
+    assert response.status_code == status, response.text
+    if code is not None:
+        assert response.json()["error"] == code
+    assert response.json()["detail"]
+    assert hall.on(LOTS_WEIGHED.name) == []
 
 
-def test_missing_field_is_named(client: TestClient) -> None:
-    lot = body()
-    del lot["operator_id"]
-    response = client.post("/lots", json=lot)
-    assert (response.status_code, response.json()["error"]) == (422, "invalid_request")
-    assert "body.operator_id: Field required" in response.json()["detail"]
-
-
-def test_nan_brix_in_raw_json_is_refused(client: TestClient) -> None:
-    raw = '{"lot_id": "L-1", "station_id": "ws-1", "farmer_id": "F", "variety": "xizhoumi",'
-    raw += ' "crates": 1, "net_kg": 1, "brix": [NaN], "operator_id": "op"}'
-    response = client.post("/lots", content=raw, headers={"content-type": "application/json"})
-    assert response.status_code == 422
-    assert "outside 0-35" in response.json()["detail"]
-
-
-def test_graded_lot_shows_its_grade_in_chinese_and_why(
-    client: TestClient, service: IngestService, publisher: InMemoryPublisher
-) -> None:
-    # Given a recorded lot that the grader has graded
-    client.post("/lots", json=body())
-    (weighed,) = publisher.on(LOTS_WEIGHED)
-    assert isinstance(weighed, LotWeighed)
-    Grader(service.lots)(LOTS_WEIGHED, "L-001", weighed)
-    # When anyone reads the lot
-    lot = client.get("/lots/L-001").json()
-    # Then it is graded, with the profile and the farmer-checkable reason
-    (graded,) = publisher.on(LOTS_GRADED)
-    assert isinstance(graded, LotGraded)
-    assert {
-        k: lot[k]
-        for k in ("status", "grade", "grade_zh", "profile_id", "profile_version", "brix_mean")
-    } == {
-        "status": "graded",
-        "grade": "class_i",
-        "grade_zh": "一级",
-        "profile_id": "minqin-honeydew-skeleton",
-        "profile_version": 1,
-        "brix_mean": 13.2,
-    }
-    assert lot["reason"] == graded.reason == SKELETON_PROFILE.grade(weighed.brix).reason
-
-
-def test_unknown_lot_is_404(client: TestClient) -> None:
-    response = client.get("/lots/L-404")
-    assert response.status_code == 404
-    assert response.json() == {"error": "unknown_lot", "detail": "no lot 'L-404' has been weighed"}
-
-
-def test_lots_are_listed_newest_first_up_to_the_limit(client: TestClient) -> None:
-    for lot_id in ("L-1", "L-2", "L-3"):
-        assert client.post("/lots", json=body(lot_id=lot_id)).status_code == 201
-    listed = client.get("/lots", params={"limit": 2}).json()["lots"]
-    assert [lot["lot_id"] for lot in listed] == ["L-3", "L-2"]
-    assert len(client.get("/lots").json()["lots"]) == 3
-
-
-def test_limit_below_one_is_refused(client: TestClient) -> None:
-    response = client.get("/lots", params={"limit": 0})
-    assert (response.status_code, response.json()["error"]) == (422, "invalid_request")
-
-
-def test_lot_the_broker_did_not_acknowledge_is_503_and_not_recorded() -> None:
-    service = IngestService(
-        lots=LotService(InMemoryPublisher("ingest", unreachable=True), ["ws-1"], SKELETON_PROFILE)
+def test_nan_brix_is_refused(client: TestClient, hall: Hall) -> None:
+    hall.settle("ws-1", 332_000)
+    raw = '{"lot_id": "MQ-1", "farmer_id": "F", "variety": "xizhoumi", "crates": 2, '
+    raw += '"crate_type": "carton", "sample": {"brix": [NaN]}, "operator_id": "op"}'
+    response = client.post(
+        "/stations/ws-1/weighings", content=raw, headers={"content-type": "application/json"}
     )
-    with TestClient(create_app(service)) as client:
-        response = client.post("/lots", json=body())
-        assert (response.status_code, response.json()["error"]) == (503, "broker_unavailable")
-        assert client.get("/lots/L-001").status_code == 404
+    assert response.status_code == 422
 
 
-def test_healthz_is_ok_when_no_reader_is_behind(client: TestClient) -> None:
-    response = client.get("/healthz")
-    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+def test_an_unreachable_broker_takes_nothing_and_the_load_can_be_weighed_after(
+    client: TestClient, hall: Hall
+) -> None:
+    hall.settle("ws-1", 332_000)
+    hall.publisher.unreachable = True
+    refused = client.post("/stations/ws-1/weighings", json=lot())
+    assert (refused.status_code, refused.json()["error"]) == (503, "broker_unavailable")
+    hall.publisher.unreachable = False
+    assert client.post("/stations/ws-1/weighings", json=lot()).status_code == 201
 
 
-class BehindReader:
-    """A reader still catching up with its topics."""
-
-    def __init__(self) -> None:
-        self.caught_up = threading.Event()
-        self.failure: BaseException | None = None
-        self.started = False
-        self.stopped = False
-
-    def start(self) -> None:
-        self.started = True
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self.stopped = True
+def test_the_grader_grades_under_the_profile_of_the_weighing(
+    client: TestClient, hall: Hall
+) -> None:
+    weigh(client, hall, 332_000)
+    [weighed] = hall.on(LOTS_WEIGHED.name)
+    graded = hall.service.stations.grade(weighed)
+    assert isinstance(graded, LotGraded) and graded.grade == "extra"
+    assert hall.service.stations.grade(weighed) is None  # once
+    view = client.get("/lots/MQ-0001").json()
+    assert view["status"] == "graded" and view["grade"]["grade_zh"] == "特级"
+    assert view["grade"]["profile_id"] == "minqin-honeydew" and view["grade"]["reason"]
+    assert len(hall.on(LOTS_GRADED.name)) == 1
 
 
-def test_healthz_is_503_naming_the_reader_that_is_behind_and_lifespan_runs_readers() -> None:
-    # Given a service whose projection is still rebuilding the read model
-    projection = BehindReader()
-    service = build_in_memory()
-    service.projection = projection
-    with TestClient(create_app(service)) as client:
-        # When the health is asked, Then it is 503 and names the projection
-        response = client.get("/healthz")
-        assert response.status_code == 503
-        assert response.json() == {
-            "status": "unavailable",
-            "not_ready": {"projection": "catching up with the topics"},
-        }
-        assert projection.started
-        # And once the projection has caught up, it is 200
-        projection.caught_up.set()
-        assert client.get("/healthz").status_code == 200
-    # And shutting down stops the reader
-    assert projection.stopped
+def test_the_first_print_is_the_original_and_reprints_say_copy(
+    client: TestClient, hall: Hall
+) -> None:
+    weigh(client, hall, 332_000)
+    first = client.post("/stations/ws-1/tickets/1/prints", json={"operator_id": "op-3"}).json()
+    second = client.post("/stations/ws-1/tickets/1/prints", json={"operator_id": "op-3"}).json()
+    assert (first["print_no"], first["copy"], second["print_no"], second["copy"]) == (
+        1,
+        False,
+        2,
+        True,
+    )
+    original = client.get(first["url"]).text
+    copy = client.get(second["url"]).text
+    assert "原件" in original and "副本" not in original
+    assert "副本" in copy and "332.0" in copy
+    assert client.get("/stations/ws-1/tickets/1/prints/3").status_code == 404
+    assert client.get("/stations/ws-1/tickets/2").status_code == 404
+
+
+def test_a_correction_is_a_new_record_and_weights_are_not_correctable(
+    client: TestClient, hall: Hall
+) -> None:
+    weigh(client, hall, 332_000)
+    fixed = client.post(
+        "/lots/MQ-0001/corrections",
+        json={
+            "changes": {"farmer_id": "F-8"},
+            "reason": "wrong household card",
+            "operator_id": "a",
+        },
+    )
+    assert fixed.status_code == 201, fixed.text
+    assert fixed.json()["farmer_id"] == "F-8"
+    assert fixed.json()["corrections"][0]["reason"] == "wrong household card"
+    weight = client.post(
+        "/lots/MQ-0001/corrections",
+        json={"changes": {"net_g": 1}, "reason": "x", "operator_id": "a"},
+    )
+    assert weight.status_code == 422 and "weighing the lot again" in weight.json()["detail"]
+    kinds = [record.kind for record in hall.on(INGEST_LEDGER.name)]
+    assert kinds.count("lot_weighed") == 1 and kinds.count("lot_corrected") == 1
+
+
+def test_tare_changes_are_audited_and_used(client: TestClient, hall: Hall) -> None:
+    changed = client.put("/crate-tares/carton", json={"tare_kg": "0.7", "operator_id": "admin"})
+    assert changed.status_code == 200, changed.text
+    ticket = weigh(client, hall, 100_000, crates=10, crate_type="carton").json()
+    assert ticket["tare_g"] == 7_000
+    for bad in ["-1", "0", "0.0001", "NaN"]:
+        response = client.put("/crate-tares/carton", json={"tare_kg": bad, "operator_id": "a"})
+        assert response.status_code == 422, (bad, response.text)
+    [record] = [
+        r
+        for r in hall.on(INGEST_LEDGER.name)
+        if r.kind == "crate_tare_set" and r.body["tare_g"] == 700
+    ]
+    assert (record.actor, record.body["previous_g"]) == ("admin", 600)
+
+
+def test_a_truck_weighs_in_and_out_and_then_once_with_its_stored_tare(
+    client: TestClient, hall: Hall
+) -> None:
+    truck = {**lot(lot_id="MQ-T1", crates=120), "plate": "甘h12345"}
+    hall.settle("ts-1", 18_460_000)
+    weigh_in = client.post("/stations/ts-1/weigh-ins", json=truck)
+    assert weigh_in.status_code == 202, weigh_in.text
+    assert weigh_in.json()["plate"] == "甘H12345"
+    hall.settle("ts-1", 6_240_000)
+    out = {"plate": "甘H12345", "operator_id": "op-3", "store_tare": True}
+    weigh_out = client.post("/stations/ts-1/weigh-outs", json=out)
+    assert weigh_out.status_code == 201, weigh_out.text
+    assert (weigh_out.json()["net_g"], weigh_out.json()["net_kg"]) == (12_220_000, "12220")
+
+    hall.settle("ts-1", 16_240_000)
+    again = {**truck, "lot_id": "MQ-T2", "use_stored_tare": True}
+    one_pass = client.post("/stations/ts-1/weigh-ins", json=again)
+    assert one_pass.status_code == 201, one_pass.text
+    assert (one_pass.json()["tare_g"], one_pass.json()["net_g"]) == (6_240_000, 10_000_000)
+    hall.settle("ts-1", 6_000_000)
+    no_open = client.post("/stations/ts-1/weigh-outs", json=out)
+    assert no_open.status_code == 404
+
+
+def test_a_restart_rebuilds_lots_tickets_and_parameters_from_the_audit_trail(
+    client: TestClient, hall: Hall
+) -> None:
+    weigh(client, hall, 332_000)
+    client.put("/crate-tares/carton", json={"tare_kg": "0.7", "operator_id": "admin"})
+    weigh(client, hall, 100_000, lot_id="MQ-0002")
+
+    restarted = Hall(publisher=hall.publisher)
+    restarted.service.start_in_line()
+    with TestClient(create_app(restarted.service)) as again:
+        assert again.get("/lots/MQ-0002").json()["ticket_no"] == 2
+        assert again.get("/crate-tares").json()["carton"]["tare_g"] == 700
+        restarted.settle("ws-1", 120_000)
+        third = again.post("/stations/ws-1/weighings", json=lot(lot_id="MQ-0003"))
+        assert third.status_code == 201 and third.json()["ticket_no"] == 3
+    # Defaults were recorded once, at the first start, not again at the restart
+    kinds = [r.kind for r in hall.on(INGEST_LEDGER.name)]
+    assert kinds.count("grading_profile_activated") == 1
+
+
+def test_a_new_profile_version_is_activated_and_a_changed_old_one_refused(
+    client: TestClient, hall: Hall
+) -> None:
+    profile = hall.service.stations.house.profile().to_dict()
+    newer = {**profile, "version": 2}
+    assert (
+        client.post("/grading-profiles", json={"profile": newer, "operator_id": "a"}).status_code
+        == 201
+    )
+    assert client.get("/grading-profiles").json()["active"] == {
+        "profile_id": "minqin-honeydew",
+        "version": 2,
+    }
+    changed = {**profile, "description": "edited in place"}
+    refused = client.post("/grading-profiles", json={"profile": changed, "operator_id": "a"})
+    assert refused.status_code == 422 and "new version" in refused.json()["detail"]
+    broken = client.post("/grading-profiles", json={"profile": {"x": 1}, "operator_id": "a"})
+    assert broken.status_code == 422
+
+
+def test_metrics_count_weighings_and_refusals(client: TestClient, hall: Hall) -> None:
+    weigh(client, hall, 332_000)
+    hall.readings("ws-1", 0)
+    hall.readings("ws-1", 200_000, seconds=0.3)
+    client.post("/stations/ws-1/weighings", json=lot(lot_id="MQ-0009"))
+    text = client.get("/metrics").text
+    assert 'melon_ingest_lots_weighed_total{mode="crates",station="ws-1"}' in text
+    assert 'melon_ingest_rejected_inputs_total{reason="scale_unstable"}' in text
+    assert 'melon_ingest_scale_readings_total{station="ws-1"}' in text
+    assert "melon_ingest_time_to_stable_seconds_bucket" in text
+
+
+def test_health_is_ok_once_the_trail_is_loaded(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_writes_are_refused_until_the_audit_trail_is_loaded() -> None:
+    def unreachable(start: int) -> Iterator[tuple[int, bytes | None]]:
+        raise ConnectionError("no broker at 127.0.0.1:9")
+        yield  # a generator, like the real source
+
+    stations = WeighStations(
+        LoopbackPublisher(),
+        unreachable,
+        station_setups(Settings()),
+        DEFAULT_CRATE_TARES,
+        default_profile(),
+    )
+    with TestClient(create_app(IngestService(stations=stations))) as client:
+        response = client.post("/stations/ws-1/weighings", json=lot())
+        assert (response.status_code, response.json()["error"]) == (503, "not_ready")
+        health = client.get("/healthz")
+        assert health.status_code == 503 and "ledger" in health.json()["not_ready"]

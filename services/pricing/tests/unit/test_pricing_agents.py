@@ -31,6 +31,8 @@ def graded(lot_id: str) -> LotGraded:
     return LotGraded(
         correlation_id=lot_id,
         lot_id=lot_id,
+        station_id="ws-1",
+        ticket_no=1,
         farmer_id="farmer-1",
         variety="xizhoumi",
         grade=Grade.CLASS_I,
