@@ -35,13 +35,16 @@ from .conftest import eventually, lot_body, weigh
 pytestmark = pytest.mark.e2e
 
 
+AUDIT = [sys.executable, "-m", "ingest", "audit"]
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def audit(broker: Broker, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ingest", "audit", *args, "--bootstrap", broker.bootstrap],
+        [*AUDIT, *args, "--bootstrap", broker.bootstrap],
         capture_output=True,
         text=True,
         timeout=60,
@@ -57,8 +60,16 @@ def test_readings_flow_from_both_wire_formats_to_a_ticketed_graded_lot(
     ticket_2 = weigh(hall, second, [12.1, 12.4, 12.9], gross_kg="200.0", crates=10, station="ws-2")
 
     # Then each ticket holds the stable gross, the crate tare and the net
-    assert (ticket_1["gross_g"], ticket_1["tare_g"], ticket_1["net_g"]) == (332_000, 32_000, 300_000)
-    assert (ticket_2["gross_g"], ticket_2["tare_g"], ticket_2["net_g"]) == (200_000, 16_000, 184_000)
+    assert (ticket_1["gross_g"], ticket_1["tare_g"], ticket_1["net_g"]) == (
+        332_000,
+        32_000,
+        300_000,
+    )
+    assert (ticket_2["gross_g"], ticket_2["tare_g"], ticket_2["net_g"]) == (
+        200_000,
+        16_000,
+        184_000,
+    )
 
     # And the readings of both stations are on scale.readings, keyed by station
     readings = read_topic(broker.bootstrap, SCALE_READINGS)
@@ -70,7 +81,11 @@ def test_readings_flow_from_both_wire_formats_to_a_ticketed_graded_lot(
     # And the weighing and its grade are on their topics with the measurements behind them
     [(_, weighed)] = eventually(lambda: _about(broker, LOTS_WEIGHED, first))
     assert isinstance(weighed, LotWeighed)
-    assert (weighed.mode, weighed.crate_type, weighed.division_g) == ("crates", "plastic-crate", 200)
+    assert (weighed.mode, weighed.crate_type, weighed.division_g) == (
+        "crates",
+        "plastic-crate",
+        200,
+    )
     assert weighed.ticket_no == ticket_1["ticket_no"]
     [(_, graded)] = eventually(lambda: _about(broker, LOTS_GRADED, first))
     assert isinstance(graded, LotGraded)
@@ -126,6 +141,9 @@ def test_a_truck_is_weighed_in_loaded_and_out_empty(broker: Broker, hall: Hall) 
         weigh_in = http.post(f"{ingest}/stations/ts-1/weigh-ins", json=body)
         assert weigh_in.status_code == 202, weigh_in.text
         assert weigh_in.json()["gross_kg"] == "18460"
+        # The truck drives off to unload and comes back empty
+        unload(http, scales, "ts-1")
+        wait_scale(http, ingest, "ts-1", "empty")
         load(http, scales, "ts-1", "6240")
         wait_scale(http, ingest, "ts-1", "stable")
         weigh_out = http.post(
@@ -148,7 +166,9 @@ def test_a_truck_is_weighed_in_loaded_and_out_empty(broker: Broker, hall: Hall) 
 def test_malformed_frames_are_counted_and_the_gateway_carries_on(hall: Hall) -> None:
     with httpx.Client(timeout=20) as http:
         before = _malformed(http, hall)
-        http.post(f"{hall.url('scales')}/scales/ws-2/garbage", json={"frames": 5}).raise_for_status()
+        http.post(
+            f"{hall.url('scales')}/scales/ws-2/garbage", json={"frames": 5}
+        ).raise_for_status()
         eventually(lambda: _malformed(http, hall) >= before + 5)
     # The gateway still delivers: a lot on ws-2 is weighed from its readings
     weigh(hall, new_id("MQ"), [12.2], gross_kg="100.0", crates=10, station="ws-2")
@@ -212,8 +232,7 @@ def test_a_tampered_audit_trail_is_caught_by_verify(
     weigh(hall, new_id("MQ"), [12.0], gross_kg="80.0", crates=5)
     export = tmp_path / "ledger.jsonl"
     exported = subprocess.run(
-        [sys.executable, "-m", "ingest", "audit", "export", str(export)]
-        + ["--bootstrap", broker.bootstrap],
+        [*AUDIT, "export", str(export), "--bootstrap", broker.bootstrap],
         capture_output=True,
         text=True,
         timeout=60,
@@ -221,7 +240,7 @@ def test_a_tampered_audit_trail_is_caught_by_verify(
     assert exported.returncode == 0, exported.stderr
     lines = export.read_text(encoding="utf-8").splitlines()
     clean = subprocess.run(
-        [sys.executable, "-m", "ingest", "audit", "verify", "--file", str(export)],
+        [*AUDIT, "verify", "--file", str(export)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -235,7 +254,7 @@ def test_a_tampered_audit_trail_is_caught_by_verify(
     lines[target] = json.dumps(record, ensure_ascii=False)
     export.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tampered = subprocess.run(
-        [sys.executable, "-m", "ingest", "audit", "verify", "--file", str(export)],
+        [*AUDIT, "verify", "--file", str(export)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -2,6 +2,10 @@
 
 Existing topics are left as they are, except that a topic with fewer partitions than the registry
 names is reported, because adding partitions would move keys between partitions.
+
+The pricing worker's faust changelog is created here too, co-partitioned with ``book.commands``:
+left to faust, it is declared while the worker starts, and a worker that asks for its metadata a
+moment too early stops its matcher with a partition mismatch.
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import InvalidReplicationFactorError, KafkaError, TopicAlreadyExistsError
 
-from melon_contracts.topics import TopicSpec, all_topics
+from melon_contracts.topics import BOOK_COMMANDS, TopicSpec, all_topics
 from melon_contracts.transport import configure_logging
 
 log = logging.getLogger("melon-topics")
+
+FAUST_CHANGELOGS = {"melon-pricing-books-changelog": BOOK_COMMANDS.partitions}
+"""Internal topics of the faust worker (app id ``melon-pricing``, table ``books``)."""
 
 
 def ensure_topics(
@@ -34,6 +41,15 @@ def ensure_topics(
         for spec in wanted:
             if _create(admin, _new_topic(spec, replication_factor), deadline):
                 created.append(spec.name)
+        for name, partitions in FAUST_CHANGELOGS.items():
+            changelog = NewTopic(
+                name=name,
+                num_partitions=partitions,
+                replication_factor=replication_factor,
+                topic_configs={"cleanup.policy": "compact"},
+            )
+            if name not in existing and _create(admin, changelog, deadline):
+                created.append(name)
         _report_short_topics(admin, existing)
         return created
     finally:
@@ -96,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging("INFO")
     created = ensure_topics(args.bootstrap, args.replication_factor, args.timeout)
-    total = len(all_topics())
+    total = len(all_topics()) + len(FAUST_CHANGELOGS)
     kept = total - len(created)
     print(f"topics: {len(created)} created, {kept} already there ({total} in registry)")
     for name in created:

@@ -19,19 +19,23 @@ Refusals = Mapping[type[Exception], tuple[int, str]]
 """Domain error class -> (HTTP status, error code); the most specific class of an error wins.
 
 An error that carries its own ``code`` attribute (a string, e.g. a refusal reason) answers with
-that code and the table's status.
+that code and the table's status; one with a ``message_zh`` adds it as ``detail_zh``.
 """
 
 
 class ErrorBody(BaseModel):
-    """Why a request was refused."""
+    """Why a request was refused; ``detail_zh`` when the refusal also speaks Chinese."""
 
     error: str
     detail: str
+    detail_zh: str | None = None
 
 
-def error_response(status_code: int, code: str, detail: str) -> JSONResponse:
-    return JSONResponse(ErrorBody(error=code, detail=detail).model_dump(), status_code=status_code)
+def error_response(
+    status_code: int, code: str, detail: str, detail_zh: str | None = None
+) -> JSONResponse:
+    body = ErrorBody(error=code, detail=detail, detail_zh=detail_zh)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status_code)
 
 
 def documented(refusals: Refusals) -> dict[int | str, dict[str, Any]]:
@@ -47,7 +51,10 @@ def install_error_handlers(app: FastAPI, refusals: Refusals) -> None:
             if kind in refusals:
                 status_code, code = refusals[kind]
                 own = getattr(exc, "code", None)
-                return error_response(status_code, str(own or code), str(exc))
+                zh = getattr(exc, "message_zh", None)
+                return error_response(
+                    status_code, str(own or code), str(exc), zh if isinstance(zh, str) else None
+                )
         raise exc
 
     for kind in refusals:

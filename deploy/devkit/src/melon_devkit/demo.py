@@ -28,6 +28,8 @@ LOTS = [
     ("MQ-0006", "farmer-zhou-ba", "ganmibao", 28, "315.6", [9.1, 9.8, 9.4]),
 ]
 """Lot tag, farmer household, variety, plastic crates, gross kg on the platform, Brix sample."""
+FRUIT_WEIGHTS_G = [2450, 2300, 2600]
+"""The sampled fruits' weights: sizes 1 and 2 of the Minqin profile."""
 BIDS = [
     ("DEMO-B1", "merchant-lanzhou", "xizhoumi", "extra", "7.20", "400", "兰州", True),
     ("DEMO-B2", "merchant-xian", "xizhoumi", "class_i", "5.60", "600", "西安", False),
@@ -74,7 +76,7 @@ def feed(ingest: str, pricing: str, dispatch: str, scales: str, out: TextIO = sy
                     "variety": variety,
                     "crates": crates,
                     "crate_type": "plastic-crate",
-                    "sample": {"brix": brix},
+                    "sample": {"brix": brix, "fruit_weights_g": FRUIT_WEIGHTS_G[: len(brix)]},
                     "operator_id": "op-demo",
                 },
             )

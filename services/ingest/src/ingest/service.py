@@ -146,8 +146,7 @@ class WeighStations:
             detector.observe(
                 reading.value_g, at_ms, overload=reading.overload, underload=reading.underload
             )
-            self._versions[reading.station_id] = self._versions.get(reading.station_id, 0) + 1
-            self._changed.notify_all()
+            self._touch(reading.station_id)
         metrics.READINGS.labels(reading.station_id).inc()
 
     def live(self, station_id: str) -> LiveScale:
@@ -171,18 +170,26 @@ class WeighStations:
         return int(self._clock() * 1000)
 
     def _take(self, station_id: str) -> StableWeight:
-        with self._lock:
+        with self._changed:
             detector = self._detectors[station_id]
             try:
-                return detector.take(self._now_ms())
+                weight = detector.take(self._now_ms())
             except Exception as exc:
                 reason = getattr(exc, "reason", None)
                 metrics.REJECTED.labels(f"scale_{reason}" if reason else "scale").inc()
                 raise
+            self._touch(station_id)
+            return weight
 
     def _release(self, station_id: str) -> None:
-        with self._lock:
+        with self._changed:
             self._detectors[station_id].release_take()
+            self._touch(station_id)
+
+    def _touch(self, station_id: str) -> None:
+        """A change the console should show at once (a reading, a take); caller holds the lock."""
+        self._versions[station_id] = self._versions.get(station_id, 0) + 1
+        self._changed.notify_all()
 
     # -- weighings --------------------------------------------------------------------------------
 

@@ -605,3 +605,20 @@ def test_underload_resets_the_load_clock() -> None:
 def test_overload_counts_as_a_load_arriving() -> None:
     readings = [*steady(0, 0, 400), (500, None, {"overload": True}), *steady(300_000, 600, 1600)]
     assert detector_after(readings).take(1600).time_to_stable_ms == 1100
+
+
+def test_the_first_step_of_a_load_is_motion_not_a_drifted_zero() -> None:
+    # Given an empty scale at rest on zero
+    detector = detector_after(steady(0, 0, 1500))
+    # When a load starts to arrive: one reading a division up, then the rest of the load
+    state = detector.observe(200, 1600)
+    assert state.status is ScaleStatus.MOTION
+    feed(detector, steady(300_000, 1700, 3000))
+    # Then the load is stable and can be taken; no zero drift was recorded on the way up
+    assert detector.state(3000).status is ScaleStatus.STABLE
+    assert detector.take(3000).value_g == 300_000
+
+
+def test_a_zero_off_throughout_the_window_is_drift() -> None:
+    detector = detector_after(steady(0, 0, 1500) + steady(600, 1600, 2800))
+    assert detector.state(2800).status is ScaleStatus.ZERO_DRIFT

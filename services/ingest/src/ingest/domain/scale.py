@@ -400,6 +400,10 @@ class StabilityDetector:
             memory = replace(memory, taken=False, drift_g=None)
             status = ScaleStatus.EMPTY
         elif value < config.min_load_g:
+            if not self._off_zero_throughout(in_window, value):
+                # A step off zero that the window has not seen throughout is the start of a
+                # load (or its end), not a zero that drifted.
+                return unsettled(ScaleStatus.MOTION, value, value)
             memory = replace(memory, drift_g=value)
             status = ScaleStatus.ZERO_DRIFT
         elif memory.drift_g is not None:
@@ -408,6 +412,16 @@ class StabilityDetector:
             status = ScaleStatus.STABLE
         state = ScaleState(value, status, since, memory.taken, now_ms)
         return _View(state, memory, value, len(in_window), age)
+
+    def _off_zero_throughout(self, readings: list[_Reading], value: int) -> bool:
+        """Every reading of the window is off zero on the side of ``value``: a drifted zero."""
+        config = self._config
+        for reading in readings:
+            assert reading.raw_g is not None
+            rounded = round_to_division(reading.raw_g, config.division_g)
+            if abs(rounded) <= config.zero_tolerance_g or (rounded > 0) != (value > 0):
+                return False
+        return True
 
     def _window_at(self, now_ms: int) -> list[_Reading] | None:
         """The readings that cover [now - window, now], or None when they do not reach back."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
@@ -339,15 +340,16 @@ def create_app(service: IngestService) -> FastAPI:
 
         async def events() -> AsyncIterator[str]:
             version = -1
-            idle = 0.0
+            sent_at = 0.0
             while True:
                 view = await asyncio.to_thread(scale_view, stations, station_id)
-                if view["version"] != version or idle >= 1.0:
-                    version, idle = view["version"], 0.0
+                # Send on every change, and at least once a second, so a scale that stops
+                # sending shows as offline on the console within its stale time.
+                if view["version"] != version or time.monotonic() - sent_at >= 1.0:
+                    version, sent_at = view["version"], time.monotonic()
                     yield f"event: scale\ndata: {json.dumps(view)}\n\n"
                 await asyncio.to_thread(stations.wait_change, station_id, version, 0.5)
                 await asyncio.sleep(0.1)
-                idle += 0.1
 
         return StreamingResponse(
             events(),
@@ -502,7 +504,15 @@ def create_app(service: IngestService) -> FastAPI:
         def read(house: Any) -> dict[str, Any]:
             active = house.profile()
             return {
-                "active": {"profile_id": active.profile_id, "version": active.version},
+                "active": {
+                    "profile_id": active.profile_id,
+                    "version": active.version,
+                    "needs_fruit_weights": active.needs_fruit_weights,
+                    "defect_kinds": [
+                        {"kind": kind.kind, "zh": kind.zh, "en": kind.en}
+                        for kind in active.defect_kinds
+                    ],
+                },
                 "profiles": [
                     {"profile_id": pid, "version": v, "digest": p.digest}
                     for (pid, v), p in sorted(house.profiles.items())
