@@ -55,6 +55,13 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Benchmarks measure, tests assert: nothing here is checked against a threshold.
+bench: setup
+	$(BIN)/python -m melon_devkit.kafka up
+	$(BIN)/melon-topics --bootstrap $(BOOTSTRAP)
+	@mkdir -p var/bench
+	$(BIN)/python bench/bench_gateway.py --bootstrap $(BOOTSTRAP) --json var/bench/gateway.json
+
 kafka-up: setup
 	$(BIN)/python -m melon_devkit.kafka up
 

@@ -96,7 +96,8 @@ def _report_short_topics(admin: KafkaAdminClient, existing: set[str]) -> None:
     if not specs:
         return
     for description in admin.describe_topics(list(specs)):
-        spec = specs[description["topic"]]
+        # kafka-python 3 names the topic "name"; older releases called it "topic"
+        spec = specs[description.get("name", description.get("topic"))]
         have = len(description["partitions"])
         if have < spec.partitions:
             log.warning(

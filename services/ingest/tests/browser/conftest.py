@@ -1,4 +1,4 @@
-"""Fixtures for the console's browser tests: one Chromium per session, a fresh ingest app and a
+"""Fixtures for the console's browser tests: one Chromium for these tests, a fresh ingest app and a
 fresh browser context (its own localStorage) per test."""
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ def hall() -> Iterator[Hall]:
         served.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope, not session: Playwright's sync API keeps an event loop running in the main
+    # thread while it is open, and later tests that call asyncio.run need it gone.
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright)
         try:
