@@ -7,7 +7,7 @@ the console, the boards and scripts read one shape from all three services.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -43,8 +43,14 @@ def documented(refusals: Refusals) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody} for status, _ in sorted(set(refusals.values()))}
 
 
-def install_error_handlers(app: FastAPI, refusals: Refusals) -> None:
-    """Answer each refusal with its status and code, and invalid requests with 422."""
+def install_error_handlers(
+    app: FastAPI, refusals: Refusals, on_refusal: Callable[[str], None] | None = None
+) -> None:
+    """Answer each refusal with its status and code, and invalid requests with 422.
+
+    ``on_refusal`` is called with the code of every refusal answered, e.g. to count them.
+    """
+    counted = on_refusal if on_refusal is not None else (lambda _code: None)
 
     def refuse(_: Request, exc: Exception) -> JSONResponse:
         for kind in type(exc).__mro__:
@@ -52,19 +58,21 @@ def install_error_handlers(app: FastAPI, refusals: Refusals) -> None:
                 status_code, code = refusals[kind]
                 own = getattr(exc, "code", None)
                 zh = getattr(exc, "message_zh", None)
+                counted(str(own or code))
                 return error_response(
                     status_code, str(own or code), str(exc), zh if isinstance(zh, str) else None
                 )
         raise exc
 
+    def invalid_request(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        detail = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        counted("invalid_request")
+        return error_response(422, "invalid_request", detail)
+
     for kind in refusals:
         app.add_exception_handler(kind, refuse)
-    app.add_exception_handler(RequestValidationError, _invalid_request)
-
-
-def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    detail = "; ".join(
-        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
-    )
-    return error_response(422, "invalid_request", detail)
+    app.add_exception_handler(RequestValidationError, invalid_request)

@@ -92,6 +92,8 @@ class WeighStations:
         self._lock = threading.Lock()
         self._detectors: dict[str, StabilityDetector] = {}
         self._versions: dict[str, int] = {}
+        self._last_reading: dict[str, tuple[str, int]] = {}
+        """Per station: the gateway session and sequence number of the last reading applied."""
         self._grades: dict[str, Grading] = {}
         self._published: set[str] = set()
         self._changed = threading.Condition(self._lock)
@@ -138,11 +140,18 @@ class WeighStations:
     def observe(self, reading: ScaleReading) -> None:
         """A reading from the gateway; unknown stations are counted and ignored."""
         at_ms = int(reading.occurred_at.timestamp() * 1000)
+        session, _, number = reading.reading_id.rpartition(":")
+        sequence = int(number) if number.isdigit() else None
         with self._changed:
             detector = self._detectors.get(reading.station_id)
             if detector is None:
                 metrics.REJECTED.labels("reading_unknown_station").inc()
                 return
+            if sequence is not None:
+                last = self._last_reading.get(reading.station_id)
+                if last is not None and last[0] == session and sequence <= last[1]:
+                    return  # a reading delivered twice (the producer retried)
+                self._last_reading[reading.station_id] = (session, sequence)
             detector.observe(
                 reading.value_g, at_ms, overload=reading.overload, underload=reading.underload
             )
@@ -172,12 +181,7 @@ class WeighStations:
     def _take(self, station_id: str) -> StableWeight:
         with self._changed:
             detector = self._detectors[station_id]
-            try:
-                weight = detector.take(self._now_ms())
-            except Exception as exc:
-                reason = getattr(exc, "reason", None)
-                metrics.REJECTED.labels(f"scale_{reason}" if reason else "scale").inc()
-                raise
+            weight = detector.take(self._now_ms())
             self._touch(station_id)
             return weight
 
@@ -272,13 +276,9 @@ class WeighStations:
             return self.house.existing(lot_id)
 
     def _guard(self, decide: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """Run a decision under the state lock, counting a refusal by its kind."""
+        """Run a decision under the state lock."""
         with self._lock:
-            try:
-                return decide()
-            except Exception as exc:
-                metrics.REJECTED.labels(_snake(type(exc).__name__)).inc()
-                raise
+            return decide()
 
     def _record_weighing(
         self, station_id: str, body: dict[str, Any], weight: StableWeight, operator: str
@@ -456,8 +456,3 @@ class WeighStations:
         """Run a read of the weigh house under the lock."""
         with self._lock:
             return read(self.house)
-
-
-def _snake(name: str) -> str:
-    out = [("_" + ch.lower()) if ch.isupper() else ch for ch in name]
-    return "".join(out).lstrip("_")

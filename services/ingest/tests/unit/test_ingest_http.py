@@ -372,9 +372,11 @@ def test_metrics_count_weighings_and_refusals(client: TestClient, hall: Hall) ->
     hall.readings("ws-1", 0)
     hall.readings("ws-1", 200_000, seconds=0.3)
     client.post("/stations/ws-1/weighings", json=lot(lot_id="MQ-0009"))
+    client.post("/stations/ws-1/weighings", json=lot(lot_id="bad tag"))
     text = client.get("/metrics").text
+    assert 'melon_ingest_rejected_inputs_total{reason="invalid_request"}' in text
     assert 'melon_ingest_lots_weighed_total{mode="crates",station="ws-1"}' in text
-    assert 'melon_ingest_rejected_inputs_total{reason="scale_unstable"}' in text
+    assert 'melon_ingest_rejected_inputs_total{reason="unstable"}' in text
     assert 'melon_ingest_scale_readings_total{station="ws-1"}' in text
     assert "melon_ingest_time_to_stable_seconds_bucket" in text
 
@@ -400,3 +402,24 @@ def test_writes_are_refused_until_the_audit_trail_is_loaded() -> None:
         assert (response.status_code, response.json()["error"]) == (503, "not_ready")
         health = client.get("/healthz")
         assert health.status_code == 503 and "ledger" in health.json()["not_ready"]
+
+
+def test_a_reading_delivered_twice_is_applied_once(hall: Hall) -> None:
+    hall.service.start_in_line()
+    stations = hall.service.stations
+    hall.readings("ws-1", 0)
+    version = stations.live("ws-1").version
+    hall.clock.now += 0.1
+    reading = ScaleReading(
+        correlation_id="ws-1",
+        station_id="ws-1",
+        reading_id="ws-1:s2:1",
+        protocol="xk3190",
+        value_g=0,
+        indicator_stable=False,
+        raw="<STX>+0000000xx<ETX>",
+        occurred_at=datetime.fromtimestamp(hall.clock.now, UTC),
+    )
+    stations.observe(reading)
+    stations.observe(reading)
+    assert stations.live("ws-1").version == version + 1

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
+from ingest import metrics
 from ingest.domain.errors import (
     IngestError,
     InvalidLot,
@@ -313,7 +314,7 @@ def create_app(service: IngestService) -> FastAPI:
 
     app = FastAPI(title="Melon Hall ingest", version="0.2.0", lifespan=lifespan)
     app.state.service = service
-    install_error_handlers(app, _REFUSALS)
+    install_error_handlers(app, _REFUSALS, lambda code: metrics.REJECTED.labels(code).inc())
     pages.install(app)
 
     def answer(ticketed: Ticketed, response: Response, stations: WeighStations) -> dict[str, Any]:
