@@ -23,6 +23,7 @@ import httpx
 import pytest
 from kafka import KafkaProducer
 
+from ingest.domain.grading import PROFILES_DIR
 from melon_contracts.events import LedgerRecord, LotGraded, LotWeighed, ScaleReading
 from melon_contracts.topics import INGEST_LEDGER, LOTS_GRADED, LOTS_WEIGHED, SCALE_READINGS
 from melon_devkit.hall import Hall
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.e2e
 
 
 AUDIT = [sys.executable, "-m", "ingest", "audit"]
+PROFILES = [sys.executable, "-m", "ingest", "profiles"]
 
 
 def new_id(prefix: str) -> str:
@@ -226,9 +228,48 @@ def test_a_killed_ingest_loses_no_lot_doubles_none_and_keeps_tickets_gapless(
     assert "intact" in verified.stdout
 
 
+def test_a_cooperative_activates_a_new_profile_version_from_its_file(
+    broker: Broker, hall: Hall, tmp_path: Path
+) -> None:
+    shipped = PROFILES_DIR / "minqin-honeydew.yaml"
+    edited = tmp_path / "minqin-honeydew-v2.yaml"
+    edited.write_text(
+        shipped.read_text(encoding="utf-8").replace("version: 1", "version: 2", 1),
+        encoding="utf-8",
+    )
+    activated = subprocess.run(
+        [
+            *PROFILES,
+            "activate",
+            str(edited),
+            "--operator=coop-admin",
+            f"--url={hall.url('ingest')}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert activated.returncode == 0, activated.stdout + activated.stderr
+    assert "minqin-honeydew version 2" in activated.stdout
+    lot_id = new_id("MQ")
+    weigh(hall, lot_id, [12.4, 12.6], gross_kg="96.0", crates=10)
+    [(_, graded)] = eventually(lambda: _about(broker, LOTS_GRADED, lot_id))
+    assert isinstance(graded, LotGraded) and graded.profile_version == 2
+    ledger = [m for _, m in read_topic(broker.bootstrap, INGEST_LEDGER)]
+    [activation] = [
+        r
+        for r in ledger
+        if isinstance(r, LedgerRecord)
+        and r.kind == "grading_profile_activated"
+        and r.actor == "coop-admin"
+    ]
+    assert activation.body["profile"]["version"] == 2
+
+
 def test_a_tampered_audit_trail_is_caught_by_verify(
     broker: Broker, hall: Hall, tmp_path: Path
 ) -> None:
+    # Last in the session on purpose: the forged record it appends stays on the topic.
     weigh(hall, new_id("MQ"), [12.0], gross_kg="80.0", crates=5)
     export = tmp_path / "ledger.jsonl"
     exported = subprocess.run(
