@@ -1,5 +1,8 @@
 """Runs the whole hall on one machine: broker, topics, the services as separate processes.
 
+The processes: the scale simulator (three indicators, standing in for the weigh stations'
+scales), the scale gateway, ingest, the pricing worker and API, and dispatch.
+
 ``python -m melon_devkit.hall run`` (what ``make run`` calls) starts everything, feeds a small
 demo day through the front doors, prints the URLs and keeps running until Ctrl-C.
 The end-to-end tests use the same ``Hall`` with their own broker, ports and folders.
