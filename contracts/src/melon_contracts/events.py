@@ -169,8 +169,24 @@ class TradeExecuted(Message):
     cold_chain: bool
 
 
+class DepthLevel(BaseModel):
+    """Bids resting at one price."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    price_fen_per_kg: int = Field(gt=0)
+    bids: int = Field(ge=1)
+    quantity_g: int = Field(gt=0)
+
+
 class BoardUpdated(Message):
-    """The price board's line for one book (variety x grade) after a change."""
+    """The price board's line for one book (variety x grade) after a change.
+
+    Day figures are for ``trading_day`` (the hall's calendar day, Asia/Shanghai). VWAP is
+    ``amount_fen_today / volume_g_today`` per kg; it is given rounded half up to the fen, and the
+    two totals are there for anyone who needs it exact. ``change_fen_per_kg`` is the last price
+    against ``previous_close_fen_per_kg``, the last price of the previous trading day with trades.
+    """
 
     type: Literal["BoardUpdated"] = "BoardUpdated"
     book: str
@@ -179,11 +195,42 @@ class BoardUpdated(Message):
     best_bid_fen_per_kg: int | None
     bids_resting: int = Field(ge=0)
     bid_depth_g: int = Field(ge=0)
+    depth: tuple[DepthLevel, ...] = Field(default=(), description="Best price levels first")
     lots_resting: int = Field(ge=0)
     offered_g: int = Field(ge=0)
     last_price_fen_per_kg: int | None
-    volume_g: int = Field(ge=0)
+    volume_g: int = Field(ge=0, description="All trades of the book, every day")
     trades: int = Field(ge=0)
+    trading_day: date | None = None
+    high_fen_per_kg: int | None = None
+    low_fen_per_kg: int | None = None
+    vwap_fen_per_kg: int | None = None
+    volume_g_today: int = Field(default=0, ge=0)
+    amount_fen_today: int = Field(default=0, ge=0)
+    trades_today: int = Field(default=0, ge=0)
+    previous_close_fen_per_kg: int | None = None
+    change_fen_per_kg: int | None = None
+
+
+BidStatus = Literal["resting", "filled", "cancelled", "expired", "rejected"]
+
+
+class BidUpdated(Message):
+    """Where a merchant's bid stands after a command touched it (topic ``bid.updates``)."""
+
+    type: Literal["BidUpdated"] = "BidUpdated"
+    bid_id: Identifier
+    merchant_id: Identifier
+    book: str
+    variety: Identifier
+    grade: Grade
+    status: BidStatus
+    price_fen_per_kg: int = Field(gt=0)
+    quantity_g: int = Field(ge=0, description="What the bid asked for, as last amended")
+    filled_g: int = Field(ge=0)
+    remaining_g: int = Field(ge=0)
+    amount_fen: int = Field(ge=0, description="What the fills so far cost")
+    reason: str = Field(default="", description="Why it was rejected, cancelled or expired")
 
 
 class TruckCheckedIn(Message):

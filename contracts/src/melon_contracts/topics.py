@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 from melon_contracts.commands import BookCommand
 from melon_contracts.envelope import Message
 from melon_contracts.events import (
+    BidUpdated,
     BoardUpdated,
     DeadLettered,
     LedgerRecord,
@@ -139,6 +140,16 @@ BOARD_UPDATES = TopicSpec(
     cleanup_policy="compact",
     description="The latest price-board line per book.",
 )
+BID_UPDATES = TopicSpec(
+    name="bid.updates",
+    key="bid id",
+    value=BidUpdated,
+    partitions=6,
+    writer="pricing",
+    readers=("pricing",),
+    cleanup_policy="compact",
+    description="The latest state of every merchant's bid: resting, filled, cancelled, expired.",
+)
 TRUCKS_EVENTS = TopicSpec(
     name="trucks.events",
     key="plate",
@@ -166,6 +177,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     BOOK_COMMANDS,
     TRADES,
     BOARD_UPDATES,
+    BID_UPDATES,
     TRUCKS_EVENTS,
     DISPATCH_ASSIGNMENTS,
 )
