@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from melon_contracts.admin import ensure_topics
+from melon_devkit.demo import demo_token
 from melon_devkit.hall import Hall, Ports
 from melon_devkit.kafka import Broker, free_port
 from melon_devkit.weigh import weigh_crates
@@ -48,12 +49,18 @@ def hall(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[H
             ts1=free_port(),
         ),
     )
+    hall.make_demo_accounts()
     try:
         took = hall.start()
         print(f"services ready in {took:.1f}s; logs in {home / 'log'}")
         yield hall
     finally:
         hall.stop()
+
+
+def merchant(account_id: str) -> dict[str, str]:
+    """The demo hall's token of an account, as the header the pricing API wants."""
+    return {"Authorization": f"Bearer {demo_token(account_id)}"}
 
 
 def weigh(

@@ -35,7 +35,7 @@ from melon_devkit.hall import Hall
 from melon_devkit.kafka import Broker
 from melon_devkit.trace import read_topic, trace
 
-from .conftest import eventually, weigh
+from .conftest import eventually, merchant, weigh
 
 pytestmark = pytest.mark.e2e
 
@@ -74,9 +74,9 @@ def test_a_lot_is_weighed_graded_sold_and_put_on_a_truck(broker: Broker, hall: H
     # When a merchant bids for all of it above the reserve
     response = httpx.post(
         f"{hall.url('pricing')}/bids",
+        headers=merchant("merchant-lanzhou"),
         json={
             "bid_id": bid_id,
-            "merchant_id": "merchant-lanzhou",
             "variety": "xizhoumi",
             "grade": "class_i",
             "price_yuan_per_kg": "5.60",
@@ -146,13 +146,15 @@ def test_the_same_shipment_cannot_go_on_two_trucks(broker: Broker, hall: Hall) -
     eventually(lambda: about(broker, BOOK_COMMANDS, lot_id))
     bid = {
         "bid_id": new_id("BID"),
-        "merchant_id": "merchant-xian",
         "variety": "xizhoumi",
         "grade": "extra",
         "price_yuan_per_kg": "8.00",
         "quantity_kg": "100",
     }
-    assert httpx.post(f"{hall.url('pricing')}/bids", json=bid, timeout=20).status_code == 202
+    placed = httpx.post(
+        f"{hall.url('pricing')}/bids", json=bid, headers=merchant("merchant-xian"), timeout=20
+    )
+    assert placed.status_code == 202, placed.text
     [(_, trade)] = eventually(lambda: about(broker, TRADES, lot_id))
     shipment = eventually(lambda: _shipment_for(hall, trade.trade_id))
     plates = [f"甘A{uuid.uuid4().hex[:5].upper()}" for _ in range(2)]
@@ -204,20 +206,18 @@ def test_dispatch_rebuilds_its_yard_from_the_topics_after_a_restart(
 
 def test_bad_bids_get_a_clear_reason(hall: Hall) -> None:
     base = {
-        "merchant_id": "m-1",
         "variety": "xizhoumi",
         "grade": "class_i",
         "price_yuan_per_kg": "5.00",
         "quantity_kg": "10",
     }
-    unknown = httpx.post(f"{hall.url('pricing')}/bids", json={**base, "variety": "durian"})
+    bids, who = f"{hall.url('pricing')}/bids", merchant("merchant-chengdu")
+    unknown = httpx.post(bids, json={**base, "variety": "durian"}, headers=who)
     assert unknown.status_code == 422
     assert "unknown variety" in unknown.json()["detail"]
-    negative = httpx.post(f"{hall.url('pricing')}/bids", json={**base, "price_yuan_per_kg": "-1"})
+    negative = httpx.post(bids, json={**base, "price_yuan_per_kg": "-1"}, headers=who)
     assert negative.status_code == 422
-    fractional = httpx.post(
-        f"{hall.url('pricing')}/bids", json={**base, "price_yuan_per_kg": "5.001"}
-    )
+    fractional = httpx.post(bids, json={**base, "price_yuan_per_kg": "5.001"}, headers=who)
     assert fractional.status_code == 422
 
 

@@ -127,7 +127,7 @@ TRADES = TopicSpec(
     value=TradeExecuted,
     partitions=6,
     writer="pricing",
-    readers=("dispatch",),
+    readers=("dispatch", "pricing"),
     description="Every sale of crates of a lot to a merchant.",
 )
 BOARD_UPDATES = TopicSpec(

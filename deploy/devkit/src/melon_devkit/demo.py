@@ -16,6 +16,7 @@ from typing import Any, TextIO, TypeVar
 import httpx
 
 from melon_devkit.weigh import weigh_crates
+from pricing.accounts import Role
 
 T = TypeVar("T")
 
@@ -36,6 +37,21 @@ BIDS = [
     ("DEMO-B3", "shop-online-01", "ganmibao", "class_i", "5.10", "300", "杭州", True),
     ("DEMO-B4", "merchant-chengdu", "yujinxiang", "class_ii", "3.80", "500", "成都", False),
 ]
+DEMO_ACCOUNTS: list[tuple[str, str, str, Role]] = [
+    ("merchant-lanzhou", "兰州果品批发", "50000", "merchant"),
+    ("merchant-xian", "西安鲜果行", "50000", "merchant"),
+    ("shop-online-01", "蜜瓜网店", "20000", "merchant"),
+    ("merchant-chengdu", "成都果业", "50000", "merchant"),
+    ("coop-minqin", "民勤蜜瓜合作社", "0", "cooperative"),
+]
+"""Accounts the demo hall makes: id, name, purchase limit in yuan, role."""
+
+
+def demo_token(account_id: str) -> str:
+    """The demo hall's token of an account. Demo only: real accounts get random tokens."""
+    return f"demo-{account_id}"
+
+
 TRUCKS = [
     ("甘H·A1234", "马师傅", "13800000001", "8000", True),
     ("甘H·B5678", "杨师傅", "13800000002", "12000", False),
@@ -94,7 +110,6 @@ def feed(ingest: str, pricing: str, dispatch: str, scales: str, out: TextIO = sy
                 f"{pricing}/bids",
                 {
                     "bid_id": bid_id,
-                    "merchant_id": merchant,
                     "variety": variety,
                     "grade": grade,
                     "price_yuan_per_kg": price,
@@ -102,6 +117,7 @@ def feed(ingest: str, pricing: str, dispatch: str, scales: str, out: TextIO = sy
                     "destination": destination,
                     "cold_chain": cold,
                 },
+                headers={"Authorization": f"Bearer {demo_token(merchant)}"},
             )
         shipments = _wait_for(lambda: _shipments(http, dispatch), "trades reached dispatch")
         say(f"demo: {len(shipments)} shipments from trades; assigning them to trucks")
@@ -121,8 +137,10 @@ def feed(ingest: str, pricing: str, dispatch: str, scales: str, out: TextIO = sy
             say(f"  {shipment['lot_id']} ({shipment['weight_kg']} kg) -> {plate}")
 
 
-def _post(http: httpx.Client, url: str, body: dict[str, Any]) -> None:
-    response = http.post(url, json=body)
+def _post(
+    http: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> None:
+    response = http.post(url, json=body, headers=headers)
     if response.status_code == 409:
         return
     response.raise_for_status()

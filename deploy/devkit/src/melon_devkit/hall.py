@@ -23,8 +23,11 @@ from pathlib import Path
 import httpx
 
 from melon_contracts.admin import ensure_topics
+from melon_contracts.units import yuan_to_fen
+from melon_devkit.demo import DEMO_ACCOUNTS, demo_token
 from melon_devkit.kafka import Broker, BrokerError, kafka_version, local_broker
 from melon_devkit.paths import var_dir
+from pricing.accounts import Accounts
 
 
 class HallError(RuntimeError):
@@ -233,6 +236,7 @@ class Hall:
                     **base,
                     "PRICING_BOOTSTRAP": self.bootstrap,
                     "PRICING_PORT": str(self.ports.pricing),
+                    "PRICING_MERCHANTS_FILE": str(self.merchants_file),
                 },
                 logs / "pricing-api.log",
                 health_url=f"{self.url('pricing')}/healthz",
@@ -249,6 +253,18 @@ class Hall:
                 health_url=f"{self.url('dispatch')}/healthz",
             ),
         }
+
+    @property
+    def merchants_file(self) -> Path:
+        return self.home / "pricing" / "merchants.json"
+
+    def make_demo_accounts(self) -> None:
+        """The demo merchants and the cooperative, with the demo's well-known tokens."""
+        accounts = Accounts.load(self.merchants_file)
+        for account_id, name, limit_yuan, role in DEMO_ACCOUNTS:
+            accounts.add(
+                account_id, name, yuan_to_fen(limit_yuan), role=role, token=demo_token(account_id)
+            )
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{getattr(self.ports, service)}"
@@ -307,6 +323,8 @@ def run(with_demo: bool = True) -> int:
     hall = Hall(bootstrap=broker.bootstrap, home=var_dir())
     for service in hall.services.values():
         service.stop_leftover()
+    if with_demo:
+        hall.make_demo_accounts()
     try:
         print(
             "  starting the scale simulator, scale gateway, ingest, pricing worker, pricing API, "

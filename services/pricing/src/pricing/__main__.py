@@ -1,4 +1,5 @@
-"""``melon-pricing api`` serves the HTTP API; ``melon-pricing worker`` runs the matcher."""
+"""``melon-pricing api`` serves the HTTP API; ``melon-pricing worker`` runs the matcher;
+``melon-pricing merchants add|list`` keeps the merchant accounts."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ from pricing.settings import Settings
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     role = args[0] if args else ""
+    if role == "merchants":
+        from pricing.accounts import main as merchants
+
+        return merchants(args[1:])
     settings = Settings()
     configure_logging(settings.log_level)
     if role == "api":
@@ -36,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         worker.main()
         return 0
-    logging.getLogger("pricing").error("usage: melon-pricing api|worker")
+    logging.getLogger("pricing").error("usage: melon-pricing api|worker|merchants")
     return 2
 
 

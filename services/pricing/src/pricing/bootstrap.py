@@ -2,43 +2,116 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from melon_contracts.envelope import Message
-from melon_contracts.events import BoardUpdated
-from melon_contracts.topics import BOARD_UPDATES, TopicSpec
+from melon_contracts.events import BidUpdated, BoardUpdated, TradeExecuted
+from melon_contracts.topics import BID_UPDATES, BOARD_UPDATES, TRADES, TopicSpec
 from melon_contracts.transport import InMemoryPublisher, KafkaPublisher, Publisher, TopicReader
+from melon_contracts.units import amount_fen
+from pricing.accounts import Accounts, CreditBook
 from pricing.adapters.board_view import Board
 from pricing.settings import Settings
 
 
 @dataclass
+class MerchantLedger:
+    """Each merchant's bids (latest state) and trades, as the topics tell them."""
+
+    bids: dict[str, dict[str, BidUpdated]] = field(default_factory=dict)
+    trades: dict[str, dict[str, TradeExecuted]] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)
+    """bid id -> merchant id, for every bid seen, also those sent but not yet reported."""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def bid(self, update: BidUpdated) -> bool:
+        """Keep the newest state of a bid; False when ``update`` is older than what is kept."""
+        with self._lock:
+            mine = self.bids.setdefault(update.merchant_id, {})
+            current = mine.get(update.bid_id)
+            if current is not None and current.occurred_at > update.occurred_at:
+                return False
+            mine[update.bid_id] = update
+            self.owners[update.bid_id] = update.merchant_id
+            return True
+
+    def trade(self, trade: TradeExecuted) -> None:
+        with self._lock:
+            self.trades.setdefault(trade.merchant_id, {})[trade.trade_id] = trade
+
+    def sent(self, bid_id: str, merchant_id: str) -> None:
+        with self._lock:
+            self.owners.setdefault(bid_id, merchant_id)
+
+    def owner(self, bid_id: str) -> str | None:
+        with self._lock:
+            return self.owners.get(bid_id)
+
+    def bids_of(self, merchant_id: str) -> list[BidUpdated]:
+        with self._lock:
+            return sorted(
+                self.bids.get(merchant_id, {}).values(), key=lambda b: b.occurred_at, reverse=True
+            )
+
+    def bid_of(self, merchant_id: str, bid_id: str) -> BidUpdated | None:
+        with self._lock:
+            return self.bids.get(merchant_id, {}).get(bid_id)
+
+    def trades_of(self, merchant_id: str) -> list[TradeExecuted]:
+        with self._lock:
+            return sorted(
+                self.trades.get(merchant_id, {}).values(),
+                key=lambda t: t.occurred_at,
+                reverse=True,
+            )
+
+    def find_trade(self, trade_id: str) -> TradeExecuted | None:
+        with self._lock:
+            for trades in self.trades.values():
+                if trade_id in trades:
+                    return trades[trade_id]
+            return None
+
+
+@dataclass
 class PricingApi:
-    """What the HTTP layer needs: somewhere to send commands and the board it reads."""
+    """What the HTTP layer needs: where commands go, the board, accounts, credit, bids, trades."""
 
     publisher: Publisher
+    accounts: Accounts = field(default_factory=Accounts)
     board: Board = field(default_factory=Board)
+    credit: CreditBook = field(default_factory=CreditBook)
+    ledger: MerchantLedger = field(default_factory=MerchantLedger)
     readers: list[TopicReader] = field(default_factory=list)
 
-    def on_board_update(self, spec: TopicSpec, key: str | None, message: Message) -> None:
+    def on_message(self, spec: TopicSpec, key: str | None, message: Message) -> None:
         if isinstance(message, BoardUpdated):
             self.board.update(message)
+        elif isinstance(message, BidUpdated):
+            if self.ledger.bid(message):
+                open_cost = 0
+                if message.status == "resting":
+                    open_cost = amount_fen(message.remaining_g, message.price_fen_per_kg)
+                self.credit.bid_state(message.merchant_id, message.bid_id, open_cost)
+        elif isinstance(message, TradeExecuted):
+            self.ledger.trade(message)
+            self.credit.traded(message.merchant_id, message.trade_id, message.amount_fen)
 
 
 def build(settings: Settings) -> PricingApi:
     publisher = KafkaPublisher("pricing", settings.bootstrap)
-    api = PricingApi(publisher=publisher)
+    api = PricingApi(publisher=publisher, accounts=Accounts.load(Path(settings.merchants_file)))
+    # Groupless readers replay the topics on start: the compacted board and bid states, and every
+    # trade, so credit and "my trades" are whole again after a restart.
     api.readers.append(
         TopicReader(
-            "pricing",
-            settings.bootstrap,
-            [BOARD_UPDATES],
-            api.on_board_update,
-            dead_letters=publisher,
+            "pricing", settings.bootstrap, [BOARD_UPDATES, BID_UPDATES, TRADES], api.on_message
         )
     )
     return api
 
 
-def build_for_tests() -> PricingApi:
-    return PricingApi(publisher=InMemoryPublisher("pricing"))
+def build_for_tests(accounts: Accounts | None = None) -> PricingApi:
+    return PricingApi(publisher=InMemoryPublisher("pricing"), accounts=accounts or Accounts())

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
         description="faust application id: names the consumer group and the changelog topics",
     )
     worker_data_dir: str = "var/pricing-worker"
+    merchants_file: str = Field(
+        default="var/pricing/merchants.json",
+        description="Merchant and cooperative accounts: ids, limits, hashed tokens",
+    )
     reserve_fen_per_kg: dict[Grade, int] = Field(
         default={
             Grade.EXTRA: 600,
