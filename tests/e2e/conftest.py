@@ -43,6 +43,7 @@ def hall(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[H
             pricing=free_port(),
             dispatch=free_port(),
             gateway=free_port(),
+            matcher=free_port(),
             scales=free_port(),
             ws1=free_port(),
             ws2=free_port(),

@@ -41,6 +41,8 @@ class Ports:
     dispatch: int = 8003
     gateway: int = 8011
     """The scale gateway's metrics."""
+    matcher: int = 8012
+    """The pricing worker's metrics."""
     scales: int = 4100
     """The scale simulator's control API."""
     ws1: int = 4001
@@ -225,6 +227,7 @@ class Hall:
                     **base,
                     "PRICING_BOOTSTRAP": self.bootstrap,
                     "PRICING_WORKER_DATA_DIR": str(self.home / "pricing-worker"),
+                    "PRICING_WORKER_METRICS_PORT": str(self.ports.matcher),
                 },
                 logs / "pricing-worker.log",
                 ready_line="[^Worker]: Ready",
@@ -367,6 +370,7 @@ def _print_urls(hall: Hall, broker: Broker) -> None:
         f"  operator console           {hall.url('ingest')}/console?station=ws-1\n"
         f"  scale simulator            {hall.url('scales')}/scales\n"
         f"  gateway metrics            {hall.url('gateway')}/metrics\n"
+        f"  matcher metrics            {hall.url('matcher')}/metrics\n"
         f"  pricing  (trading hall)    {hall.url('pricing')}/docs   board: "
         f"{hall.url('pricing')}/board\n"
         f"  dispatch (trucks)          {hall.url('dispatch')}/docs\n"

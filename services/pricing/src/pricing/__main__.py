@@ -29,7 +29,12 @@ def main(argv: list[str] | None = None) -> int:
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
         return 0
     if role == "worker":
+        from prometheus_client import start_http_server
+
         from pricing.app import app as worker
+
+        if settings.worker_metrics_port:
+            start_http_server(settings.worker_metrics_port, addr=settings.host)
 
         # No faust web server: the worker has no pages, and two workers must not fight over a port.
         sys.argv = [

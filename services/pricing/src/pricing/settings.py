@@ -20,6 +20,9 @@ class Settings(BaseSettings):
         description="faust application id: names the consumer group and the changelog topics",
     )
     worker_data_dir: str = "var/pricing-worker"
+    worker_metrics_port: int = Field(
+        default=8012, ge=0, le=65_535, description="The matcher's /metrics; 0 serves none"
+    )
     merchants_file: str = Field(
         default="var/pricing/merchants.json",
         description="Merchant and cooperative accounts: ids, limits, hashed tokens",

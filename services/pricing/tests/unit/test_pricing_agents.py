@@ -9,11 +9,12 @@ import pytest
 
 from melon_contracts.codec import encode, encode_key
 from melon_contracts.commands import OfferLot, PlaceBid
-from melon_contracts.events import BoardUpdated, LotGraded, TradeExecuted
+from melon_contracts.events import BidUpdated, BoardUpdated, LotGraded, TradeExecuted
 from melon_contracts.reference import Grade
-from melon_contracts.topics import BOARD_UPDATES, BOOK_COMMANDS, TRADES
+from melon_contracts.topics import BID_UPDATES, BOARD_UPDATES, BOOK_COMMANDS, TRADES
 from pricing import app as worker
 from pricing.adapters.outputs import RecordingOutputs
+from pricing.domain.book import Book
 
 BOOK = "xizhoumi.class_i"
 
@@ -23,8 +24,10 @@ def outputs(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingOutputs]:
     recording = RecordingOutputs()
     monkeypatch.setattr(worker, "outputs", recording)
     worker.books.data.clear()
+    worker._cache.clear()
     yield recording
     worker.books.data.clear()
+    worker._cache.clear()
 
 
 def graded(lot_id: str) -> LotGraded:
@@ -100,7 +103,11 @@ def test_the_matcher_trades_and_updates_the_board_and_keeps_the_book_in_its_tabl
     last = outputs.on(BOARD_UPDATES)[-1]
     assert isinstance(last, BoardUpdated)
     assert (last.offered_g, last.volume_g, last.last_price_fen_per_kg) == (70_000, 30_000, 520)
-    assert worker.books[BOOK]["trade_sequence"] == 1
+    assert worker.books[BOOK]["book"]["trade_sequence"] == 1
+    states = [u for u in outputs.on(BID_UPDATES) if isinstance(u, BidUpdated)]
+    assert [(u.bid_id, u.status, u.filled_g, u.remaining_g) for u in states] == [
+        ("b1", "filled", 30_000, 0)
+    ]
 
 
 def test_a_malformed_command_goes_to_the_dead_letter_topic_and_the_matcher_carries_on(
@@ -113,13 +120,13 @@ def test_a_malformed_command_goes_to_the_dead_letter_topic_and_the_matcher_carri
 
     asyncio.run(scenario())
     names = [name for name, _, _ in outputs.sent]
-    assert names == [BOOK_COMMANDS.dlq, BOARD_UPDATES.name]
+    assert names == [BOOK_COMMANDS.dlq, BID_UPDATES.name, BOARD_UPDATES.name]
 
 
 def test_a_command_the_book_cannot_take_is_dead_lettered_and_the_matcher_carries_on(
     outputs: RecordingOutputs,
 ) -> None:
-    worker.books.data[BOOK] = {"not": "a book"}
+    worker.books.data[BOOK] = {"version": 1, "book": {"not": "a book"}}
 
     async def scenario() -> None:
         async with worker.matcher.test_context() as agent:
@@ -129,4 +136,29 @@ def test_a_command_the_book_cannot_take_is_dead_lettered_and_the_matcher_carries
 
     asyncio.run(scenario())
     names = [name for name, _, _ in outputs.sent]
-    assert names == [BOOK_COMMANDS.dlq, BOARD_UPDATES.name]
+    assert names == [BOOK_COMMANDS.dlq, BID_UPDATES.name, BOARD_UPDATES.name]
+
+
+def test_the_table_decides_when_it_moved_on_without_this_worker(outputs: RecordingOutputs) -> None:
+    offer = OfferLot(
+        correlation_id="L9",
+        lot_id="L9",
+        farmer_id="farmer-1",
+        variety="xizhoumi",
+        grade=Grade.CLASS_I,
+        crates=10,
+        net_g=100_000,
+        reserve_fen_per_kg=450,
+    )
+
+    async def scenario() -> None:
+        async with worker.matcher.test_context() as agent:
+            await agent.put(encode(offer), key=encode_key(BOOK))
+            # Another worker owned the book meanwhile and sold the lot: the table says so
+            empty = Book(BOOK, "xizhoumi", Grade.CLASS_I).to_dict()
+            worker.books.data[BOOK] = {"version": 7, "book": empty}
+            await agent.put(encode(place("b9", 30)), key=encode_key(BOOK))
+
+    asyncio.run(scenario())
+    assert outputs.on(TRADES) == []
+    assert worker.books[BOOK]["version"] == 8

@@ -16,6 +16,8 @@ from melon_contracts.transport import check_writer, dead_letter
 class Outputs(Protocol):
     async def publish(self, spec: TopicSpec, key: str, message: Message) -> None: ...
 
+    async def publish_all(self, messages: list[tuple[TopicSpec, str, Message]]) -> None: ...
+
     async def dead_letter(self, spec: TopicSpec, event: Any, reason: str) -> None: ...
 
 
@@ -47,6 +49,17 @@ class FaustOutputs:
         )
         await pending
 
+    async def publish_all(self, messages: list[tuple[TopicSpec, str, Message]]) -> None:
+        """Send every message, then wait for all acknowledgements (in order per partition)."""
+        pending = []
+        for spec, key, message in messages:
+            check_writer("pricing", spec)
+            pending.append(
+                await self._topic(spec).send(key=encode_key(key), value=encode(message), force=True)
+            )
+        for future in pending:
+            await future
+
     async def dead_letter(self, spec: TopicSpec, event: Any, reason: str) -> None:
         letter = dead_letter_for(spec, event, reason)
         await self.publish(by_name(spec.dlq), letter.correlation_id, letter)
@@ -60,6 +73,10 @@ class RecordingOutputs:
 
     async def publish(self, spec: TopicSpec, key: str, message: Message) -> None:
         self.sent.append((spec.name, key, message))
+
+    async def publish_all(self, messages: list[tuple[TopicSpec, str, Message]]) -> None:
+        for spec, key, message in messages:
+            await self.publish(spec, key, message)
 
     async def dead_letter(self, spec: TopicSpec, event: Any, reason: str) -> None:
         letter = dead_letter_for(spec, event, reason)
