@@ -26,7 +26,14 @@ def main(argv: list[str] | None = None) -> int:
         from pricing.entrypoints.http import create_app
 
         app = create_app(build(settings))
-        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+        # Open board streams would hold a plain shutdown forever; give them 5 s.
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            timeout_graceful_shutdown=5,
+        )
         return 0
     if role == "worker":
         from prometheus_client import start_http_server

@@ -6,12 +6,14 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from melon_contracts.commands import PlaceBid
 from melon_contracts.envelope import Message
 from melon_contracts.events import BidUpdated, BoardUpdated, TradeExecuted
-from melon_contracts.topics import BID_UPDATES, BOARD_UPDATES, TRADES, TopicSpec
+from melon_contracts.topics import BID_UPDATES, TRADES, TopicSpec
 from melon_contracts.transport import InMemoryPublisher, KafkaPublisher, Publisher, TopicReader
 from melon_contracts.units import amount_fen
 from pricing.accounts import Accounts, CreditBook
+from pricing.adapters.board_feed import BoardFeed
 from pricing.adapters.board_view import Board
 from pricing.settings import Settings
 
@@ -24,6 +26,8 @@ class MerchantLedger:
     trades: dict[str, dict[str, TradeExecuted]] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
     """bid id -> merchant id, for every bid seen, also those sent but not yet reported."""
+    pending: dict[str, PlaceBid] = field(default_factory=dict)
+    """Bids sent by this API that the matcher has not reported yet."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def bid(self, update: BidUpdated) -> bool:
@@ -35,15 +39,23 @@ class MerchantLedger:
                 return False
             mine[update.bid_id] = update
             self.owners[update.bid_id] = update.merchant_id
+            self.pending.pop(update.bid_id, None)
             return True
 
     def trade(self, trade: TradeExecuted) -> None:
         with self._lock:
             self.trades.setdefault(trade.merchant_id, {})[trade.trade_id] = trade
 
-    def sent(self, bid_id: str, merchant_id: str) -> None:
+    def sent(self, bid: PlaceBid) -> None:
         with self._lock:
-            self.owners.setdefault(bid_id, merchant_id)
+            self.owners.setdefault(bid.bid_id, bid.merchant_id)
+            if bid.bid_id not in self.bids.get(bid.merchant_id, {}):
+                self.pending[bid.bid_id] = bid
+
+    def pending_of(self, merchant_id: str) -> list[PlaceBid]:
+        with self._lock:
+            mine = [bid for bid in self.pending.values() if bid.merchant_id == merchant_id]
+            return sorted(mine, key=lambda bid: bid.occurred_at, reverse=True)
 
     def owner(self, bid_id: str) -> str | None:
         with self._lock:
@@ -83,12 +95,13 @@ class PricingApi:
     accounts: Accounts = field(default_factory=Accounts)
     board: Board = field(default_factory=Board)
     credit: CreditBook = field(default_factory=CreditBook)
+    feed: BoardFeed = field(default_factory=BoardFeed)
     ledger: MerchantLedger = field(default_factory=MerchantLedger)
     readers: list[TopicReader] = field(default_factory=list)
 
     def on_message(self, spec: TopicSpec, key: str | None, message: Message) -> None:
         if isinstance(message, BoardUpdated):
-            self.board.update(message)
+            self.feed.publish(message)
         elif isinstance(message, BidUpdated):
             if self.ledger.bid(message):
                 open_cost = 0
@@ -102,16 +115,27 @@ class PricingApi:
 
 def build(settings: Settings) -> PricingApi:
     publisher = KafkaPublisher("pricing", settings.bootstrap)
-    api = PricingApi(publisher=publisher, accounts=Accounts.load(Path(settings.merchants_file)))
-    # Groupless readers replay the topics on start: the compacted board and bid states, and every
-    # trade, so credit and "my trades" are whole again after a restart.
+    board = Board()
+    api = PricingApi(
+        publisher=publisher,
+        accounts=Accounts.load(Path(settings.merchants_file)),
+        board=board,
+        feed=BoardFeed.from_kafka(settings.bootstrap, board=board, dead_letters=publisher),
+    )
+    # Groupless readers replay the topics on start: the latest state of every bid and every
+    # trade, so credit and "my trades" are whole again after a restart. The board has its own
+    # reader in the feed, which fans each line out to the pages.
     api.readers.append(
-        TopicReader(
-            "pricing", settings.bootstrap, [BOARD_UPDATES, BID_UPDATES, TRADES], api.on_message
-        )
+        TopicReader("pricing", settings.bootstrap, [BID_UPDATES, TRADES], api.on_message)
     )
     return api
 
 
 def build_for_tests(accounts: Accounts | None = None) -> PricingApi:
-    return PricingApi(publisher=InMemoryPublisher("pricing"), accounts=accounts or Accounts())
+    board = Board()
+    return PricingApi(
+        publisher=InMemoryPublisher("pricing"),
+        accounts=accounts or Accounts(),
+        board=board,
+        feed=BoardFeed(board),
+    )

@@ -312,6 +312,7 @@ def test_the_board_shows_the_latest_line_per_book_in_yuan_and_kg(
         occurred_at=datetime.now(UTC) - timedelta(seconds=1),
     )
     api.on_message(BOARD_UPDATES, line.book, line)
+    assert api.feed.latest() == [line]
     board = client.get("/board/xizhoumi/class_i").json()
     assert (board["best_bid_yuan_per_kg"], board["bid_depth_kg"]) == ("5.60", "400.5")
     assert (board["last_price_yuan_per_kg"], board["change_yuan_per_kg"]) == ("5.50", "0.30")

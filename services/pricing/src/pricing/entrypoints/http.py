@@ -9,6 +9,7 @@ shows what it decided.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,9 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from melon_contracts.commands import AmendBid, CancelBid, PlaceBid, SetLotReserve, WithdrawLot
 from melon_contracts.envelope import Message
-from melon_contracts.events import BidUpdated, BoardUpdated, TradeExecuted
+from melon_contracts.events import BidUpdated, TradeExecuted
 from melon_contracts.reference import (
-    VARIETIES,
     Grade,
     Identifier,
     UnknownVariety,
@@ -46,6 +46,8 @@ from melon_contracts.web import Refusals, documented, install_error_handlers
 from pricing.accounts import Account, CreditExceeded, Forbidden, NotAuthenticated
 from pricing.bootstrap import PricingApi
 from pricing.domain.errors import PricingError, UnknownBid, UnknownBoardLine
+from pricing.entrypoints import pages
+from pricing.entrypoints.pages import line_view
 
 HALL_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
 """The hall's clock: a bid is good for the trading day, which ends at midnight here."""
@@ -144,44 +146,6 @@ def _kg(grams: int) -> str:
     return f"{g_to_kg(grams):f}"
 
 
-def board_json(line: BoardUpdated) -> dict[str, Any]:
-    zh, en = VARIETIES.get(line.variety, (line.variety, line.variety))
-    return {
-        "book": line.book,
-        "variety": line.variety,
-        "variety_zh": zh,
-        "variety_en": en,
-        "grade": line.grade.value,
-        "grade_zh": line.grade.zh,
-        "best_bid_yuan_per_kg": _yuan(line.best_bid_fen_per_kg),
-        "bids_resting": line.bids_resting,
-        "bid_depth_kg": _kg(line.bid_depth_g),
-        "depth": [
-            {
-                "price_yuan_per_kg": _yuan(level.price_fen_per_kg),
-                "bids": level.bids,
-                "quantity_kg": _kg(level.quantity_g),
-            }
-            for level in line.depth
-        ],
-        "lots_resting": line.lots_resting,
-        "offered_kg": _kg(line.offered_g),
-        "last_price_yuan_per_kg": _yuan(line.last_price_fen_per_kg),
-        "volume_kg": _kg(line.volume_g),
-        "trades": line.trades,
-        "trading_day": None if line.trading_day is None else line.trading_day.isoformat(),
-        "high_yuan_per_kg": _yuan(line.high_fen_per_kg),
-        "low_yuan_per_kg": _yuan(line.low_fen_per_kg),
-        "vwap_yuan_per_kg": _yuan(line.vwap_fen_per_kg),
-        "volume_today_kg": _kg(line.volume_g_today),
-        "amount_today_yuan": _yuan(line.amount_fen_today),
-        "trades_today": line.trades_today,
-        "previous_close_yuan_per_kg": _yuan(line.previous_close_fen_per_kg),
-        "change_yuan_per_kg": _yuan(line.change_fen_per_kg),
-        "updated_at": line.occurred_at.isoformat(),
-    }
-
-
 def bid_json(bid: BidUpdated) -> dict[str, Any]:
     return {
         "bid_id": bid.bid_id,
@@ -195,6 +159,23 @@ def bid_json(bid: BidUpdated) -> dict[str, Any]:
         "remaining_kg": _kg(bid.remaining_g),
         "amount_yuan": _yuan(bid.amount_fen),
         "reason": bid.reason,
+        "updated_at": bid.occurred_at.isoformat(),
+    }
+
+
+def pending_json(bid: PlaceBid) -> dict[str, Any]:
+    return {
+        "bid_id": bid.bid_id,
+        "book": book_key(bid.variety, bid.grade),
+        "variety": bid.variety,
+        "grade": bid.grade.value,
+        "status": "pending",
+        "price_yuan_per_kg": _yuan(bid.price_fen_per_kg),
+        "quantity_kg": _kg(bid.quantity_g),
+        "filled_kg": "0",
+        "remaining_kg": _kg(bid.quantity_g),
+        "amount_yuan": "0.00",
+        "reason": "",
         "updated_at": bid.occurred_at.isoformat(),
     }
 
@@ -251,16 +232,20 @@ def create_app(api: PricingApi, extra: Any = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        api.feed.start()
         for reader in api.readers:
             reader.start()
         yield
         for reader in api.readers:
-            reader.stop()
+            await asyncio.to_thread(reader.stop)
+        await asyncio.to_thread(api.feed.stop)
 
     app = FastAPI(title="Melon Hall pricing", lifespan=lifespan)
     app.state.api = api
     install_error_handlers(app, _REFUSALS, lambda code: REJECTED_BIDS.labels(code).inc())
     refusals = documented(_REFUSALS)
+    # The stream and the pages first, so /board/stream is not taken for a board line.
+    pages.install(app, api.feed)
 
     @app.get("/me", responses=refusals)
     def me(me: Me, api: Api) -> dict[str, Any]:
@@ -312,7 +297,7 @@ def create_app(api: PricingApi, extra: Any = None) -> FastAPI:
         if owner is None:
             with api.credit.reserving(me, bid_id, amount_fen(quantity, price)):
                 _send(api, book, command)
-                api.ledger.sent(bid_id, me.merchant_id)
+                api.ledger.sent(command)
         else:
             _send(api, book, command)  # a repeat: the book ignores a bid id it has seen
         return {"bid_id": bid_id, "book": book, "status": "accepted", "expires_at": expires}
@@ -362,7 +347,9 @@ def create_app(api: PricingApi, extra: Any = None) -> FastAPI:
 
     @app.get("/me/bids", responses=refusals)
     def my_bids(me: Me, api: Api) -> list[dict[str, Any]]:
-        return [bid_json(bid) for bid in api.ledger.bids_of(me.merchant_id)]
+        """Your bids, newest first; a bid the matcher has not reported yet shows as pending."""
+        pending = [pending_json(bid) for bid in api.ledger.pending_of(me.merchant_id)]
+        return pending + [bid_json(bid) for bid in api.ledger.bids_of(me.merchant_id)]
 
     @app.get("/me/trades", responses=refusals)
     def my_trades(me: Me, api: Api) -> list[dict[str, Any]]:
@@ -412,11 +399,11 @@ def create_app(api: PricingApi, extra: Any = None) -> FastAPI:
     @app.get("/board")
     def board(api: Api) -> dict[str, Any]:
         """The price board: one line per variety x grade that has seen a lot or a bid."""
-        return {"lines": [board_json(line) for line in api.board.lines()]}
+        return {"lines": [line_view(line) for line in api.board.lines()]}
 
     @app.get("/board/{variety}/{grade}", responses=refusals)
     def board_line(variety: str, grade: Grade, api: Api) -> dict[str, Any]:
-        return board_json(api.board.line(book_key(check_variety(variety), grade)))
+        return line_view(api.board.line(book_key(check_variety(variety), grade)))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
@@ -424,7 +411,8 @@ def create_app(api: PricingApi, extra: Any = None) -> FastAPI:
 
     @app.get("/healthz")
     def healthz(api: Api) -> JSONResponse:
-        waiting = {r.name: state for r in api.readers if (state := not_ready(r))}
+        readers = [*api.readers, *([api.feed.reader] if api.feed.reader is not None else [])]
+        waiting = {r.name: state for r in readers if (state := not_ready(r))}
         if waiting:
             return JSONResponse(status_code=503, content={"status": "starting", "waiting": waiting})
         return JSONResponse(content={"status": "ok"})
