@@ -61,6 +61,7 @@ bench: setup
 	$(BIN)/melon-topics --bootstrap $(BOOTSTRAP)
 	@mkdir -p var/bench
 	$(BIN)/python bench/bench_gateway.py --bootstrap $(BOOTSTRAP) --json var/bench/gateway.json
+	$(BIN)/python bench/bench_matching.py --json var/bench/matching.json
 
 kafka-up: setup
 	$(BIN)/python -m melon_devkit.kafka up

@@ -27,3 +27,16 @@ def test_the_gateway_benchmark_runs_and_writes_its_figures(tmp_path: Path) -> No
     results = json.loads(out.read_text(encoding="utf-8"))
     text = json.dumps(results)
     assert "decoder" in text and "memory" in text and "mt-sics" in text and "xk3190" in text
+
+
+def test_the_matching_benchmark_runs_and_writes_its_figures(tmp_path: Path) -> None:
+    out = tmp_path / "matching.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_matching.py"), "--seconds=1", f"--json={out}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    text = out.read_text(encoding="utf-8")
+    assert "p99" in text and "place" in text

@@ -373,6 +373,9 @@ def _print_urls(hall: Hall, broker: Broker) -> None:
         f"  matcher metrics            {hall.url('matcher')}/metrics\n"
         f"  pricing  (trading hall)    {hall.url('pricing')}/docs   board: "
         f"{hall.url('pricing')}/board\n"
+        f"  LED wall price board       {hall.url('pricing')}/wall\n"
+        f"  merchant page              {hall.url('pricing')}/merchant   "
+        "(demo token: demo-merchant-lanzhou)\n"
         f"  dispatch (trucks)          {hall.url('dispatch')}/docs\n"
         f"  Kafka                      {broker.bootstrap}\n"
         "Press Ctrl-C to stop.",
