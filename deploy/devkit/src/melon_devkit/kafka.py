@@ -236,10 +236,17 @@ def _reap(pid: int) -> None:
 
 
 def _kafka_uuid() -> str:
-    """A cluster id in Kafka's format: 16 random bytes, URL-safe base64 without padding."""
+    """A cluster id in Kafka's format: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's own ids it never starts with '-': the storage tool would read such an id as an
+    option (one start in 64 failed that way).
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def _port_taken(port: int) -> bool:
