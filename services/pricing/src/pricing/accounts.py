@@ -43,6 +43,17 @@ class Forbidden(PricingError):
 class CreditExceeded(PricingError):
     """The bid would take the merchant over their purchase limit."""
 
+    def __init__(self, cost_fen: int, credit: Credit) -> None:
+        cost, left, limit = (
+            fen_to_yuan(cost_fen),
+            fen_to_yuan(credit.remaining_fen),
+            fen_to_yuan(credit.limit_fen),
+        )
+        super().__init__(
+            f"this bid may cost {cost} yuan; {left} yuan of the {limit} yuan limit is left"
+        )
+        self.message_zh = f"出价需 {cost} 元，剩余额度 {left} 元（额度 {limit} 元）"
+
 
 @dataclass(frozen=True)
 class Account:
@@ -155,15 +166,12 @@ class CreditBook:
         """
         with self._lock:
             credit = self.credit(merchant)
-            current = self._pending.get(merchant.merchant_id, {}).get(bid_id, 0)
-            current += self._committed.get(merchant.merchant_id, {}).get(bid_id, 0)
-            extra = cost_fen - current
-            if extra > credit.remaining_fen:
-                raise CreditExceeded(
-                    f"this bid may cost {fen_to_yuan(cost_fen)} yuan; "
-                    f"{fen_to_yuan(credit.remaining_fen)} yuan of the "
-                    f"{fen_to_yuan(credit.limit_fen)} yuan limit is left"
-                )
+            current = max(
+                self._pending.get(merchant.merchant_id, {}).get(bid_id, 0),
+                self._committed.get(merchant.merchant_id, {}).get(bid_id, 0),
+            )
+            if cost_fen - current > credit.remaining_fen:
+                raise CreditExceeded(cost_fen, credit)
             previous = self._pending.setdefault(merchant.merchant_id, {}).get(bid_id)
             self._pending[merchant.merchant_id][bid_id] = cost_fen
             try:
@@ -194,8 +202,14 @@ class CreditBook:
 
     def credit(self, merchant: Account) -> Credit:
         with self._lock:
-            committed = sum(self._committed.get(merchant.merchant_id, {}).values())
-            committed += sum(self._pending.get(merchant.merchant_id, {}).values())
+            # A bid being amended is both reported and pending: it holds the larger of the two
+            # until the matcher reports the amendment, never both.
+            reported = self._committed.get(merchant.merchant_id, {})
+            pending = self._pending.get(merchant.merchant_id, {})
+            committed = sum(
+                max(reported.get(bid_id, 0), pending.get(bid_id, 0))
+                for bid_id in reported.keys() | pending.keys()
+            )
             return Credit(
                 merchant.credit_limit_fen, committed, self._spent.get(merchant.merchant_id, 0)
             )

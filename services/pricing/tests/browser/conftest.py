@@ -1,5 +1,6 @@
 """Fixtures for the trading hall's browser tests: one Chromium for each test module, a fresh hall
-(board feed, merchant API, pages) and a fresh browser context (its own localStorage) per test."""
+(the pricing API with its pages and board feed) and a fresh browser context (its own
+localStorage) per test."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
-from pricing_browser_kit import Hall, start_hall
+from pricing_browser_kit import Hall, Traffic, start_hall
 
 from melon_devkit.browser import launch_chromium
 
@@ -66,12 +67,20 @@ def page(context: BrowserContext) -> Iterator[Page]:
     yield from watched(context.new_page())
 
 
+@pytest.fixture
+def traffic(page: Page) -> Traffic:
+    """The merchant API calls the page makes, as the browser sent them."""
+    return Traffic(page)
+
+
 def watched(page: Page) -> Iterator[Page]:
     problems: list[str] = []
 
     def on_console(message: ConsoleMessage) -> None:
-        # Chromium logs every 4xx/5xx answer; the tests provoke refusals on purpose.
-        if message.type == "error" and "the server responded with a status of" not in message.text:
+        # Chromium logs every 4xx/5xx answer and every cut connection; the tests provoke
+        # refusals and lost answers on purpose.
+        expected = ("the server responded with a status of", "net::ERR_CONNECTION_RESET")
+        if message.type == "error" and not any(text in message.text for text in expected):
             problems.append(f"console: {message.text}")
 
     page.on("console", on_console)

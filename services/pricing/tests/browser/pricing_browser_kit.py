@@ -1,36 +1,41 @@
-"""What the trading hall's browser tests share: the pages on a real board feed under uvicorn, and a
-small in-memory merchant API behind them.
+"""What the trading hall's browser tests share: the real pricing API and its pages under uvicorn,
+two merchants with known tokens, and a stand-in for the matcher.
 
-The merchant API here is a stand-in with the endpoints and answers the merchant page is written
-against (tokens, ``/me``, bids, amend, cancel, trades, credit, ``{error, detail}`` refusals). It
-keeps bids resting at once and fills them when a test says so, and it records every request, so
-a test can check what the page sent.
+The API is the one the hall runs, built by ``build_for_tests``: its book commands go to an
+in-memory publisher instead of Kafka, and what the matcher publishes on ``bid.updates``,
+``trades`` and ``board.updates`` reaches it through ``api.on_message``, as the topic readers
+would hand it over. ``Matcher`` answers the commands the page made the API send, so a test says
+when a book takes a bid, fills it or cancels it, and sees the page catch up.
 """
 
 from __future__ import annotations
 
-import json
+import secrets
 import socket
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from playwright.sync_api import Page, Request
 
-from melon_contracts.events import BoardUpdated, DepthLevel
-from melon_contracts.reference import VARIETIES, Grade, Identifier
+from melon_contracts.commands import AmendBid, CancelBid, PlaceBid
+from melon_contracts.envelope import Message
+from melon_contracts.events import BidUpdated, BoardUpdated, DepthLevel, TradeExecuted
+from melon_contracts.reference import VARIETIES, Grade, book_key
+from melon_contracts.topics import BID_UPDATES, BOARD_UPDATES, BOOK_COMMANDS, TRADES
+from melon_contracts.transport import InMemoryPublisher
+from melon_contracts.units import amount_fen, kg_to_g, yuan_to_fen
+from pricing.accounts import Accounts
 from pricing.adapters.board_feed import BoardFeed
-from pricing.entrypoints import pages
-
-TOKEN = "tok-lanzhou-7f3a"
-OTHER_TOKEN = "tok-wuwei-11c2"
+from pricing.bootstrap import PricingApi, build_for_tests
+from pricing.domain.errors import UnknownBoardLine
+from pricing.entrypoints.http import create_app
 
 
 def hall_today() -> date:
@@ -114,53 +119,258 @@ def every_book() -> list[BoardUpdated]:
     ]
 
 
-# -- the stand-in merchant API ------------------------------------------------------------------
+# -- the merchants ------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Merchant:
+    """A merchant account of the test hall, with the token the cooperative gave them."""
+
     merchant_id: str
     name: str
-    credit_limit: Decimal
+    token: str
+    credit_limit_fen: int
 
 
-@dataclass
-class Bid:
-    bid_id: str
-    merchant_id: str
-    variety: str
-    grade: str
-    price: Decimal
-    quantity: Decimal
-    filled: Decimal = Decimal(0)
-    status: str = "resting"
-    reason: str = ""
-    min_lot: Decimal | None = None
-    destination: str = ""
-    cold_chain: bool = False
+LANZHOU = Merchant("M-LZ-01", "兰州瓜果商行", "tok-lanzhou-7f3a", 5_000_000)  # 50 000 yuan
+WUWEI = Merchant("M-WW-02", "武威果业", "tok-wuwei-11c2", 2_000_000)  # 20 000 yuan
+MERCHANTS = (LANZHOU, WUWEI)
 
-    @property
-    def remaining(self) -> Decimal:
-        return Decimal(0) if self.status != "resting" else self.quantity - self.filled
 
-    def view(self) -> dict[str, Any]:
-        return {
-            "bid_id": self.bid_id,
-            "book": f"{self.variety}.{self.grade}",
-            "variety": self.variety,
-            "grade": self.grade,
-            "status": self.status,
-            "price_yuan_per_kg": f"{self.price:.2f}",
-            "quantity_kg": str(self.quantity),
-            "filled_kg": str(self.filled),
-            "remaining_kg": str(self.remaining),
-            "reason": self.reason,
+# -- the matcher's part -------------------------------------------------------------------------
+
+
+def _renewed(message: Message, **changes: Any) -> Any:
+    """A new message like ``message`` with ``changes``, validated, with its own id and time."""
+    fields = message.model_dump(exclude={"event_id", "occurred_at"})
+    return type(message).model_validate({**fields, **changes})
+
+
+class Matcher:
+    """Answers the book commands the API sent, as the matcher would, through ``api.on_message``.
+
+    It keeps every bid as it last reported it and ignores a bid id it has seen, as the books do.
+    Each answer ends with the book's new board line: that is what makes an open desk refresh.
+    """
+
+    def __init__(self, api: PricingApi) -> None:
+        self.api = api
+        self.bids: dict[str, BidUpdated] = {}
+        self._orders: dict[str, PlaceBid] = {}
+        self._answered = 0
+        self._trades: defaultdict[str, int] = defaultdict(int)
+
+    def commands(self) -> list[Message]:
+        """Every book command the API has sent, oldest first."""
+        publisher = self.api.publisher
+        assert isinstance(publisher, InMemoryPublisher)
+        return publisher.on(BOOK_COMMANDS)
+
+    def answer(self) -> list[Message]:
+        """Take every command sent since the last answer: place, amend, cancel. Returns them."""
+        commands = self.commands()[self._answered :]
+        self._answered += len(commands)
+        books: set[str] = set()
+        for command in commands:
+            if isinstance(command, PlaceBid):
+                if command.bid_id in self.bids:
+                    continue
+                self._orders[command.bid_id] = command
+                self._report(
+                    BidUpdated(
+                        correlation_id=command.bid_id,
+                        bid_id=command.bid_id,
+                        merchant_id=command.merchant_id,
+                        book=book_key(command.variety, command.grade),
+                        variety=command.variety,
+                        grade=command.grade,
+                        status="resting",
+                        price_fen_per_kg=command.price_fen_per_kg,
+                        quantity_g=command.quantity_g,
+                        filled_g=0,
+                        remaining_g=command.quantity_g,
+                        amount_fen=0,
+                    )
+                )
+            elif isinstance(command, AmendBid):
+                bid = self.bids[command.bid_id]
+                price = command.price_fen_per_kg
+                remaining = bid.remaining_g if command.quantity_g is None else command.quantity_g
+                self._report(
+                    _renewed(
+                        bid,
+                        price_fen_per_kg=bid.price_fen_per_kg if price is None else price,
+                        quantity_g=bid.filled_g + remaining,
+                        remaining_g=remaining,
+                    )
+                )
+            elif isinstance(command, CancelBid):
+                bid = self.bids[command.bid_id]
+                self._report(
+                    _renewed(
+                        bid, status="cancelled", remaining_g=0, reason="cancelled by the merchant"
+                    )
+                )
+            else:
+                continue
+            books.add(book_key(command.variety, command.grade))
+        for book in sorted(books):
+            self._board(book)
+        return commands
+
+    def rest(
+        self,
+        merchant: Merchant,
+        bid_id: str,
+        *,
+        variety: str,
+        grade: Grade,
+        price_yuan: str,
+        quantity_kg: str,
+        destination: str = "",
+        cold_chain: bool = False,
+    ) -> None:
+        """A bid placed earlier (from another device) that rests in its book."""
+        order = PlaceBid(
+            correlation_id=bid_id,
+            bid_id=bid_id,
+            merchant_id=merchant.merchant_id,
+            variety=variety,
+            grade=grade,
+            price_fen_per_kg=yuan_to_fen(price_yuan),
+            quantity_g=kg_to_g(quantity_kg),
+            destination=destination,
+            cold_chain=cold_chain,
+        )
+        self._orders[bid_id] = order
+        self._report(
+            BidUpdated(
+                correlation_id=bid_id,
+                bid_id=bid_id,
+                merchant_id=order.merchant_id,
+                book=book_key(variety, grade),
+                variety=variety,
+                grade=grade,
+                status="resting",
+                price_fen_per_kg=order.price_fen_per_kg,
+                quantity_g=order.quantity_g,
+                filled_g=0,
+                remaining_g=order.quantity_g,
+                amount_fen=0,
+            )
+        )
+        self._board(book_key(variety, grade))
+
+    def fill(
+        self,
+        bid_id: str,
+        weight_kg: str,
+        *,
+        lot_id: str = "L-0001",
+        crates: int = 20,
+        board: bool = True,
+    ) -> TradeExecuted:
+        """Sell crates of a lot to the bid at its price; ``board=False`` holds the book's line
+        back, as when the page has not heard of the fill yet."""
+        bid = self.bids[bid_id]
+        order = self._orders[bid_id]
+        weight = kg_to_g(weight_kg)
+        assert weight <= bid.remaining_g, "a fill never exceeds what the bid has left"
+        self._trades[bid.book] += 1
+        sequence = self._trades[bid.book]
+        trade = TradeExecuted(
+            correlation_id=lot_id,
+            trade_id=f"{bid.book}:{sequence}",
+            book=bid.book,
+            sequence=sequence,
+            lot_id=lot_id,
+            farmer_id="F-0007",
+            bid_id=bid_id,
+            merchant_id=bid.merchant_id,
+            variety=bid.variety,
+            grade=bid.grade,
+            crates=crates,
+            weight_g=weight,
+            price_fen_per_kg=bid.price_fen_per_kg,
+            amount_fen=amount_fen(weight, bid.price_fen_per_kg),
+            destination=order.destination,
+            cold_chain=order.cold_chain,
+        )
+        self.api.on_message(TRADES, trade.book, trade)
+        remaining = bid.remaining_g - weight
+        self._report(
+            _renewed(
+                bid,
+                status="resting" if remaining else "filled",
+                filled_g=bid.filled_g + weight,
+                remaining_g=remaining,
+                amount_fen=bid.amount_fen + trade.amount_fen,
+            )
+        )
+        if board:
+            self._board(bid.book, trade)
+        return trade
+
+    def _report(self, bid: BidUpdated) -> None:
+        self.bids[bid.bid_id] = bid
+        self.api.on_message(BID_UPDATES, bid.bid_id, bid)
+
+    def _board(self, book: str, trade: TradeExecuted | None = None) -> None:
+        """Publish the book's line: its resting bids by price, and the last trade if any."""
+        levels: defaultdict[int, list[BidUpdated]] = defaultdict(list)
+        for bid in self.bids.values():
+            if bid.book == book and bid.status == "resting":
+                levels[bid.price_fen_per_kg].append(bid)
+        depth = tuple(
+            DepthLevel(
+                price_fen_per_kg=price,
+                bids=len(bids),
+                quantity_g=sum(bid.remaining_g for bid in bids),
+            )
+            for price, bids in sorted(levels.items(), reverse=True)
+        )
+        try:
+            current = self.api.board.line(book)
+        except UnknownBoardLine:
+            variety, grade = book.split(".")
+            current = board_line(
+                variety,
+                Grade(grade),
+                best_bid=None,
+                bids=0,
+                depth_g=0,
+                offered_g=0,
+                last=None,
+                high=None,
+                low=None,
+                vwap=None,
+                volume_today_g=0,
+                previous_close=None,
+                change=None,
+            )
+        changes: dict[str, Any] = {
+            "correlation_id": book,
+            "best_bid_fen_per_kg": depth[0].price_fen_per_kg if depth else None,
+            "bids_resting": sum(level.bids for level in depth),
+            "bid_depth_g": sum(level.quantity_g for level in depth),
+            "depth": depth,
         }
+        if trade is not None:
+            changes |= {
+                "last_price_fen_per_kg": trade.price_fen_per_kg,
+                "trades": current.trades + 1,
+                "volume_g": current.volume_g + trade.weight_g,
+            }
+        line = _renewed(current, **changes)
+        self.api.on_message(BOARD_UPDATES, book, line)
 
 
-@dataclass
+# -- what the page sent -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
 class Sent:
-    """A request the page sent, as the API received it."""
+    """A merchant API call as the browser made it."""
 
     method: str
     path: str
@@ -168,245 +378,70 @@ class Sent:
     body: Any
 
 
-class Refusal(Exception):
-    def __init__(self, status: int, code: str, detail: str, detail_zh: str | None = None) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.detail_zh = status, code, detail, detail_zh
+class Traffic:
+    """The merchant API calls a page makes (``/me``, ``/me/...``, ``/bids...``), in order."""
 
+    def __init__(self, page: Page) -> None:
+        self.requests: list[Sent] = []
+        page.on("request", self._record)
 
-@dataclass
-class Desk:
-    """The merchant API's state: merchants by token, their bids and trades."""
-
-    merchants: dict[str, Merchant] = field(
-        default_factory=lambda: {
-            TOKEN: Merchant("M-LZ-01", "兰州瓜果商行", Decimal("50000.00")),
-            OTHER_TOKEN: Merchant("M-WW-02", "武威果业", Decimal("20000.00")),
-        }
-    )
-    bids: dict[str, Bid] = field(default_factory=dict)
-    trades: list[dict[str, Any]] = field(default_factory=list)
-    requests: list[Sent] = field(default_factory=list)
-    refusals: dict[tuple[str, str], Refusal] = field(default_factory=dict)
-    """The next request with this method and path gets this refusal instead of an answer."""
-    lose_next_answer: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def merchant(self, authorization: str | None) -> Merchant:
-        token = (authorization or "").removeprefix("Bearer ").strip()
-        if not authorization or not authorization.startswith("Bearer "):
-            raise Refusal(401, "missing_token", "send Authorization: Bearer <token>")
-        if token not in self.merchants:
-            raise Refusal(401, "invalid_token", "unknown or revoked token")
-        return self.merchants[token]
-
-    def spent(self, merchant: Merchant) -> Decimal:
-        return sum(
-            (
-                Decimal(t["amount_yuan"])
-                for t in self.trades
-                if t["merchant_id"] == merchant.merchant_id
-            ),
-            Decimal(0),
-        )
-
-    def committed(self, merchant: Merchant) -> Decimal:
-        return sum(
-            (
-                bid.price * bid.remaining
-                for bid in self.bids.values()
-                if bid.merchant_id == merchant.merchant_id
-            ),
-            Decimal(0),
-        )
-
-    def remaining(self, merchant: Merchant) -> Decimal:
-        return merchant.credit_limit - self.committed(merchant) - self.spent(merchant)
-
-    def me(self, merchant: Merchant) -> dict[str, Any]:
-        money = {
-            "credit_limit_yuan": merchant.credit_limit,
-            "committed_yuan": self.committed(merchant),
-            "spent_yuan": self.spent(merchant),
-            "remaining_yuan": self.remaining(merchant),
-        }
-        return {
-            "merchant_id": merchant.merchant_id,
-            "name": merchant.name,
-            **{key: f"{value:.2f}" for key, value in money.items()},
-        }
-
-    def rest(self, token: str, bid_id: str, **details: Any) -> Bid:
-        """A bid already resting in its book (placed earlier, from another device)."""
-        bid = Bid(bid_id=bid_id, merchant_id=self.merchants[token].merchant_id, **details)
-        self.bids[bid_id] = bid
-        return bid
-
-    def fill(self, bid_id: str, weight_kg: str, lot_id: str = "L-0001", crates: int = 20) -> None:
-        """The matcher sold crates of a lot to this bid."""
-        with self.lock:
-            bid = self.bids[bid_id]
-            weight = Decimal(weight_kg)
-            bid.filled += weight
-            if bid.filled >= bid.quantity:
-                bid.status = "filled"
-            self.trades.append(
-                {
-                    "trade_id": f"T-{bid.variety}.{bid.grade}-{len(self.trades) + 1}",
-                    "merchant_id": bid.merchant_id,
-                    "lot_id": lot_id,
-                    "variety": bid.variety,
-                    "grade": bid.grade,
-                    "crates": crates,
-                    "weight_kg": str(weight),
-                    "price_yuan_per_kg": f"{bid.price:.2f}",
-                    "amount_yuan": f"{(bid.price * weight).quantize(Decimal('0.01')):.2f}",
-                    "destination": bid.destination,
-                    "cold_chain": bid.cold_chain,
-                    "occurred_at": datetime.now(UTC).isoformat(),
-                }
-            )
-
-    def sent(self, method: str, path: str) -> list[Sent]:
-        return [r for r in self.requests if (r.method, r.path) == (method, path)]
-
-
-class BidBody(BaseModel):
-    bid_id: Identifier
-    variety: str
-    grade: Grade
-    price_yuan_per_kg: Decimal = Field(gt=0)
-    quantity_kg: Decimal = Field(gt=0)
-    min_lot_kg: Decimal | None = Field(default=None, gt=0)
-    destination: str = ""
-    cold_chain: bool = False
-
-
-class AmendBody(BaseModel):
-    price_yuan_per_kg: Decimal | None = Field(default=None, gt=0)
-    quantity_kg: Decimal | None = Field(default=None, gt=0)
-
-
-def merchant_api(desk: Desk) -> FastAPI:
-    """The merchant endpoints the page calls, answering as the pricing API is specified to."""
-    app = FastAPI()
-
-    @app.middleware("http")
-    async def record(request: Request, call_next: Any) -> Any:
-        path = request.url.path
+    def _record(self, request: Request) -> None:
+        path = urlsplit(request.url).path
         if path == "/me" or path.startswith(("/me/", "/bids")):
-            raw = await request.body()
-            desk.requests.append(
+            self.requests.append(
                 Sent(
                     request.method,
-                    request.url.path,
+                    path,
                     request.headers.get("authorization"),
-                    json.loads(raw) if raw else None,
+                    request.post_data_json,
                 )
             )
-            refusal = desk.refusals.pop((request.method, request.url.path), None)
-            if refusal is not None:
-                return _refused(refusal)
-        return await call_next(request)
 
-    @app.exception_handler(Refusal)
-    async def refused(_: Request, refusal: Refusal) -> JSONResponse:
-        return _refused(refusal)
-
-    def own(request: Request, bid_id: str) -> tuple[Merchant, Bid]:
-        merchant = desk.merchant(request.headers.get("authorization"))
-        bid = desk.bids.get(bid_id)
-        if bid is None:
-            raise Refusal(404, "unknown_bid", f"no bid {bid_id}")
-        if bid.merchant_id != merchant.merchant_id:
-            raise Refusal(403, "not_your_bid", f"bid {bid_id} is not yours")
-        if bid.status != "resting":
-            raise Refusal(409, "bid_not_resting", f"bid {bid_id} is {bid.status}")
-        return merchant, bid
-
-    @app.get("/me")
-    def me(request: Request) -> dict[str, Any]:
-        return desk.me(desk.merchant(request.headers.get("authorization")))
-
-    @app.get("/me/bids")
-    def my_bids(request: Request) -> list[dict[str, Any]]:
-        merchant = desk.merchant(request.headers.get("authorization"))
-        return [b.view() for b in desk.bids.values() if b.merchant_id == merchant.merchant_id]
-
-    @app.get("/me/trades")
-    def my_trades(request: Request) -> list[dict[str, Any]]:
-        merchant = desk.merchant(request.headers.get("authorization"))
-        return [t for t in desk.trades if t["merchant_id"] == merchant.merchant_id]
-
-    @app.post("/bids", status_code=202)
-    def place(body: BidBody, request: Request) -> Any:
-        merchant = desk.merchant(request.headers.get("authorization"))
-        with desk.lock:
-            if body.bid_id not in desk.bids:
-                cost = body.price_yuan_per_kg * body.quantity_kg
-                if cost > desk.remaining(merchant):
-                    raise Refusal(
-                        409,
-                        "bid_exceeds_credit",
-                        f"the bid needs {cost:.2f} yuan; {desk.remaining(merchant):.2f} remain",
-                        f"出价需 {cost:.2f} 元，剩余额度 {desk.remaining(merchant):.2f} 元",
-                    )
-                desk.bids[body.bid_id] = Bid(
-                    bid_id=body.bid_id,
-                    merchant_id=merchant.merchant_id,
-                    variety=body.variety,
-                    grade=body.grade.value,
-                    price=body.price_yuan_per_kg,
-                    quantity=body.quantity_kg,
-                    min_lot=body.min_lot_kg,
-                    destination=body.destination,
-                    cold_chain=body.cold_chain,
-                )
-        if desk.lose_next_answer:
-            desk.lose_next_answer = False
-            return JSONResponse({"error": "broker_unavailable", "detail": "no ack"}, 503)
-        return {"bid_id": body.bid_id, "status": "accepted"}
-
-    @app.patch("/bids/{bid_id}", status_code=202)
-    def amend(bid_id: str, body: AmendBody, request: Request) -> dict[str, Any]:
-        _, bid = own(request, bid_id)
-        if body.price_yuan_per_kg is not None:
-            bid.price = body.price_yuan_per_kg
-        if body.quantity_kg is not None:
-            bid.quantity = bid.filled + body.quantity_kg
-        return {"bid_id": bid_id, "status": "amend requested"}
-
-    @app.post("/bids/{bid_id}/cancel", status_code=202)
-    def cancel(bid_id: str, request: Request) -> dict[str, Any]:
-        _, bid = own(request, bid_id)
-        bid.status = "cancelled"
-        bid.reason = "cancelled by the merchant"
-        return {"bid_id": bid_id, "status": "cancel requested"}
-
-    return app
+    def to(self, method: str, path: str) -> list[Sent]:
+        return [sent for sent in self.requests if (sent.method, sent.path) == (method, path)]
 
 
-def _refused(refusal: Refusal) -> JSONResponse:
-    body = {"error": refusal.code, "detail": refusal.detail}
-    if refusal.detail_zh:
-        body["detail_zh"] = refusal.detail_zh
-    return JSONResponse(body, status_code=refusal.status)
-
-
-# -- serving ----------------------------------------------------------------------------------
+# -- serving ------------------------------------------------------------------------------------
 
 
 @dataclass
 class Hall:
-    """The pages on a live board feed, and the merchant API beside them."""
+    """The pricing API with its pages on 127.0.0.1, and the matcher's part beside it."""
 
     url: str
-    feed: BoardFeed
-    desk: Desk
+    api: PricingApi
+    matcher: Matcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.matcher = Matcher(self.api)
+
+    @property
+    def feed(self) -> BoardFeed:
+        return self.api.feed
+
+    @property
+    def publisher(self) -> InMemoryPublisher:
+        publisher = self.api.publisher
+        assert isinstance(publisher, InMemoryPublisher)
+        return publisher
 
     def publish(self, *lines: BoardUpdated) -> None:
+        """Board lines as the API reads them from ``board.updates``."""
         for line in lines:
-            assert self.feed.publish(line)
+            self.api.on_message(BOARD_UPDATES, line.book, line)
+            assert self.api.board.line(line.book) is line, "an older line than the board holds"
+
+    def commands(self) -> list[Message]:
+        return self.matcher.commands()
+
+    def revoke(self, merchant: Merchant) -> None:
+        """The cooperative issues the merchant a new token; the old one stops working."""
+        self.api.accounts.add(
+            merchant.merchant_id,
+            merchant.name,
+            merchant.credit_limit_fen,
+            token=secrets.token_urlsafe(16),
+        )
 
 
 @dataclass
@@ -441,19 +476,22 @@ def serve(app: Any) -> Served:
     deadline = time.monotonic() + 5
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the pricing pages did not start under uvicorn")
+            raise RuntimeError("the pricing API did not start under uvicorn")
         time.sleep(0.01)
     return Served(server, thread, f"http://127.0.0.1:{port}")
 
 
 def start_hall() -> Iterator[Hall]:
-    feed = BoardFeed()
-    desk = Desk()
-    app = merchant_api(desk)
-    pages.install(app, feed)
-    served = serve(app)
+    """The pricing API the hall runs, for two merchants, without a broker."""
+    accounts = Accounts()
+    for merchant in MERCHANTS:
+        accounts.add(
+            merchant.merchant_id, merchant.name, merchant.credit_limit_fen, token=merchant.token
+        )
+    api = build_for_tests(accounts)
+    served = serve(create_app(api))
     try:
-        yield Hall(url=served.url, feed=feed, desk=desk)
+        yield Hall(url=served.url, api=api)
     finally:
-        feed.stop()  # ends the open streams so the server stops at once
+        api.feed.stop()  # ends the open streams so the server stops at once
         served.stop()

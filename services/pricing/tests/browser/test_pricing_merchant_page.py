@@ -1,19 +1,21 @@
-"""The merchant's desk in headless Chromium, on a real board feed and a stand-in merchant API.
+"""The merchant's desk in headless Chromium, on the real pricing API with the matcher played here.
 
 Given a merchant with a token, when they sign in, bid, amend and cancel on the page, then the API
-receives exactly what they entered with their token, and the page shows what the API answered:
-bids, fills, trades, credit and refusals, in the language they chose.
+sends their books exactly what they entered, as their account, and the page shows what the books
+answered: bids, fills, trades, credit and refusals, in the language they chose. Nothing on the page
+lets them touch another merchant's bid, and the API refuses their token on one.
 """
 
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
-from pricing_browser_kit import OTHER_TOKEN, TOKEN, Hall, Refusal, board_line
+from playwright.sync_api import Locator, Page, Route, expect
+from pricing_browser_kit import LANZHOU, WUWEI, Hall, Merchant, Traffic, board_line
 
+from melon_contracts.commands import AmendBid, CancelBid, PlaceBid
 from melon_contracts.reference import Grade
 
 pytestmark = pytest.mark.browser
@@ -21,19 +23,22 @@ pytestmark = pytest.mark.browser
 TOKEN_KEY = "melon.pricing.token"
 
 
-def sign_in(page: Page, token: str = TOKEN, lang: str = "zh") -> None:
+def sign_in(page: Page, merchant: Merchant = LANZHOU, lang: str = "zh") -> None:
     page.goto("/merchant" if lang == "zh" else "/merchant?lang=en")
     expect(page.locator("#token-form")).to_be_visible()
-    page.fill("#token", token)
+    page.fill("#token", merchant.token)
     page.click("#token-save")
     expect(page.locator("body")).to_have_attribute("data-signed-in", "true")
 
 
-def open_desk(page: Page) -> None:
-    """Open the desk on a browser that already holds the token."""
+def open_desk(page: Page, lang: str = "zh") -> None:
+    """Open the desk on a browser that already holds Lanzhou's token."""
     page.goto("/merchant")
-    page.evaluate(f"token => localStorage.setItem('{TOKEN_KEY}', token)", TOKEN)
-    page.reload()
+    page.evaluate(f"token => localStorage.setItem('{TOKEN_KEY}', token)", LANZHOU.token)
+    if lang == "zh":
+        page.reload()
+    else:
+        page.goto("/merchant?lang=en")
     expect(page.locator("body")).to_have_attribute("data-signed-in", "true")
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
 
@@ -43,7 +48,7 @@ def bid_row(page: Page, bid_id: str) -> Locator:
 
 
 def test_a_merchant_signs_in_once_and_the_browser_remembers_the_token(
-    hall: Hall, page: Page
+    hall: Hall, page: Page, traffic: Traffic
 ) -> None:
     # When a merchant pastes their token
     sign_in(page)
@@ -51,8 +56,8 @@ def test_a_merchant_signs_in_once_and_the_browser_remembers_the_token(
     expect(page.locator("#merchant-name")).to_have_text("兰州瓜果商行 (M-LZ-01)")
     expect(page.locator("#credit-limit")).to_have_text("50,000.00")
     expect(page.locator("#credit-remaining")).to_have_text("50,000.00")
-    assert {r.authorization for r in hall.desk.sent("GET", "/me")} == {f"Bearer {TOKEN}"}
-    assert page.evaluate(f"localStorage.getItem('{TOKEN_KEY}')") == TOKEN
+    assert {r.authorization for r in traffic.to("GET", "/me")} == {f"Bearer {LANZHOU.token}"}
+    assert page.evaluate(f"localStorage.getItem('{TOKEN_KEY}')") == LANZHOU.token
     # And after a reload the desk opens without asking again
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-signed-in", "true")
@@ -75,12 +80,13 @@ def test_a_wrong_token_is_refused_in_the_chosen_language(
     page.click("#token-save")
     expect(page.locator("#error-title")).to_have_text(message)
     expect(page.locator("#error")).to_have_attribute("data-status", "401")
+    expect(page.locator("#error")).to_have_attribute("data-code", "not_authenticated")
     expect(page.locator("#token-form")).to_be_visible()
     assert page.evaluate(f"localStorage.getItem('{TOKEN_KEY}')") is None
 
 
 def test_placing_a_bid_sends_exactly_what_was_entered_and_shows_it_resting(
-    hall: Hall, page: Page
+    hall: Hall, page: Page, traffic: Traffic
 ) -> None:
     hall.publish(board_line("xizhoumi", Grade.CLASS_I, best_bid=560, last=550))
     sign_in(page)
@@ -96,10 +102,11 @@ def test_placing_a_bid_sends_exactly_what_was_entered_and_shows_it_resting(
     page.click("#bid-submit")
     # Then the API got the bid with the token, in the strings typed (no float rounding)
     expect(page.locator("#notice")).to_contain_text("已提交")
-    [sent] = hall.desk.sent("POST", "/bids")
-    assert sent.authorization == f"Bearer {TOKEN}"
+    [sent] = traffic.to("POST", "/bids")
+    assert sent.authorization == f"Bearer {LANZHOU.token}"
     body = dict(sent.body)
-    assert re.fullmatch(r"B-[0-9a-f]{12}", body.pop("bid_id"))
+    bid_id = body.pop("bid_id")
+    assert re.fullmatch(r"B-[0-9a-f]{12}", bid_id)
     assert body == {
         "variety": "xizhoumi",
         "grade": "class_i",
@@ -109,27 +116,51 @@ def test_placing_a_bid_sends_exactly_what_was_entered_and_shows_it_resting(
         "destination": "兰州",
         "cold_chain": True,
     }
-    # And "my bids" shows it resting, and the credit it holds is committed
-    [bid_id] = hall.desk.bids
+    # And sent it to the book as this merchant's, in fen and grams
+    [command] = hall.commands()
+    assert isinstance(command, PlaceBid)
+    assert (command.bid_id, command.merchant_id, command.variety, command.grade) == (
+        bid_id,
+        LANZHOU.merchant_id,
+        "xizhoumi",
+        Grade.CLASS_I,
+    )
+    assert (command.price_fen_per_kg, command.quantity_g, command.min_lot_g) == (
+        570,
+        400_500,
+        100_000,
+    )
+    assert (command.destination, command.cold_chain) == ("兰州", True)
+    # And until the book reports it, "my bids" shows it pending and its cost is held
     row = bid_row(page, bid_id)
+    expect(row).to_have_attribute("data-status", "pending")
+    expect(row.locator(".status")).to_have_text("处理中")
+    expect(row.locator("button")).to_have_count(0)
+    expect(page.locator("#credit-committed")).to_have_text("2,282.85")
+    # When the book takes it
+    hall.matcher.answer()
+    # Then it rests, the credit it holds stays committed, and the board shows the new best bid
     expect(row).to_have_attribute("data-status", "resting")
     expect(row.locator(".status")).to_have_text("挂单中")
     expect(row.locator(".price")).to_have_text("5.70")
     expect(row.locator(".remaining")).to_have_text("400.5")
     expect(page.locator("#credit-committed")).to_have_text("2,282.85")
     expect(page.locator("#credit-remaining")).to_have_text("47,717.15")
+    expect(page.locator("#bid-market")).to_have_text("当前 最高买价 5.70 · 最新价 5.50")
 
 
-def test_a_merchant_amends_then_cancels_a_resting_bid(hall: Hall, page: Page) -> None:
-    hall.desk.rest(
-        TOKEN,
+def test_a_merchant_amends_then_cancels_a_resting_bid(
+    hall: Hall, page: Page, traffic: Traffic
+) -> None:
+    hall.matcher.rest(
+        LANZHOU,
         "B-amend-1",
         variety="ganmibao",
-        grade="extra",
-        price=Decimal("6.20"),
-        quantity=Decimal("500"),
-        filled=Decimal("120"),
+        grade=Grade.EXTRA,
+        price_yuan="6.20",
+        quantity_kg="500",
     )
+    hall.matcher.fill("B-amend-1", "120")
     open_desk(page)
     row = bid_row(page, "B-amend-1")
     expect(row.locator(".filled")).to_have_text("120")
@@ -140,93 +171,121 @@ def test_a_merchant_amends_then_cancels_a_resting_bid(hall: Hall, page: Page) ->
     expect(page.locator("#amend-quantity-B-amend-1")).to_have_value("380")
     page.fill("#amend-price-B-amend-1", "6.35")
     page.click("#save-B-amend-1")
-    # Then only the price is sent, and the row shows the new price
-    expect(row.locator(".price")).to_have_text("6.35")
-    [patch] = hall.desk.sent("PATCH", "/bids/B-amend-1")
+    expect(page.locator("#notice")).to_have_text("出价 B-amend-1 的修改已提交")
+    # Then only the price is sent, with the token, and the book gets an amendment of it
+    [patch] = traffic.to("PATCH", "/bids/B-amend-1")
     assert patch.body == {"price_yuan_per_kg": "6.35"}
-    assert patch.authorization == f"Bearer {TOKEN}"
+    assert patch.authorization == f"Bearer {LANZHOU.token}"
+    [amend] = hall.matcher.answer()
+    assert isinstance(amend, AmendBid)
+    assert (amend.merchant_id, amend.price_fen_per_kg, amend.quantity_g) == (
+        LANZHOU.merchant_id,
+        635,
+        None,
+    )
+    # And once the book has it, the row shows the new price and the credit its new cost
+    expect(row.locator(".price")).to_have_text("6.35")
+    expect(row.locator(".remaining")).to_have_text("380")
+    expect(page.locator("#credit-committed")).to_have_text("2,413.00")
     # When they cancel, the page asks once more before it sends
     page.click("#cancel-B-amend-1")
     expect(page.locator("#cancel-B-amend-1")).to_have_text("确认撤单")
-    assert hall.desk.sent("POST", "/bids/B-amend-1/cancel") == []
+    assert traffic.to("POST", "/bids/B-amend-1/cancel") == []
     page.click("#cancel-B-amend-1")
+    expect(page.locator("#notice")).to_have_text("出价 B-amend-1 的撤单已提交")
+    [cancel] = hall.matcher.answer()
+    assert isinstance(cancel, CancelBid) and cancel.merchant_id == LANZHOU.merchant_id
+    # Then the row shows it cancelled, with nothing left to do, and its credit is free again
     expect(row).to_have_attribute("data-status", "cancelled")
     expect(row.locator(".status")).to_contain_text("已撤单")
     expect(row.locator("button")).to_have_count(0)
-    assert len(hall.desk.sent("POST", "/bids/B-amend-1/cancel")) == 1
+    expect(page.locator("#credit-committed")).to_have_text("0.00")
+    assert len(traffic.to("POST", "/bids/B-amend-1/cancel")) == 1
 
 
-REFUSED_CANCELS: list[tuple[str, str, Refusal, str, str]] = [
-    ("403", "zh", Refusal(403, "not_your_bid", "not yours"), "这不是您的出价", "not yours"),
-    ("404", "zh", Refusal(404, "unknown_bid", "no bid"), "没有这个出价", "no bid"),
+REFUSED_CANCELS = [
+    ("filled-zh", "zh", "filled", "该出价已不在挂单中", "出价 B-9 已成交", "filled"),
+    ("filled-en", "en", "filled", "The bid is no longer resting", "is filled", "filled"),
+    ("broker-zh", "zh", "broker", "消息服务不可用，未提交，请重试", "not acknowledged", "resting"),
     (
-        "409-zh",
-        "zh",
-        Refusal(409, "bid_not_resting", "filled", "该出价已全部成交"),
-        "该出价已不在挂单中",
-        "该出价已全部成交",
-    ),
-    (
-        "409-en",
+        "broker-en",
         "en",
-        Refusal(409, "bid_not_resting", "filled", "已全部成交"),
-        "The bid is no longer resting",
-        "filled",
-    ),
-    (
-        "409-unknown-code",
-        "en",
-        Refusal(409, "book_closed", "the book is closed"),
-        "Not allowed by the trading rules",
-        "the book is closed",
-    ),
-    (
-        "503",
-        "en",
-        Refusal(503, "broker_unavailable", "no ack"),
+        "broker",
         "Message broker unavailable: nothing was sent, try again",
-        "no ack",
+        "not acknowledged",
+        "resting",
     ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("lang", "refusal", "title", "detail"),
+    ("lang", "trouble", "title", "detail", "after"),
     [case[1:] for case in REFUSED_CANCELS],
     ids=[case[0] for case in REFUSED_CANCELS],
 )
 def test_a_refused_cancel_says_why_in_the_chosen_language(
-    hall: Hall, page: Page, lang: str, refusal: Refusal, title: str, detail: str
+    hall: Hall, page: Page, lang: str, trouble: str, title: str, detail: str, after: str
 ) -> None:
-    hall.desk.rest(
-        TOKEN,
+    hall.matcher.rest(
+        LANZHOU,
         "B-9",
         variety="xizhoumi",
-        grade="class_ii",
-        price=Decimal("3.50"),
-        quantity=Decimal("200"),
+        grade=Grade.CLASS_II,
+        price_yuan="3.50",
+        quantity_kg="200",
     )
-    if lang == "zh":
-        open_desk(page)
-    else:
-        sign_in(page, lang="en")
+    open_desk(page, lang)
     page.click("#cancel-B-9")
-    hall.desk.refusals["POST", "/bids/B-9/cancel"] = refusal
+    if trouble == "filled":
+        # The book sold the rest of the bid; its line has not reached the page yet
+        hall.matcher.fill("B-9", "200", board=False)
+    else:
+        hall.publisher.unreachable = True
     page.click("#cancel-B-9")
     expect(page.locator("#error-title")).to_have_text(title)
-    expect(page.locator("#error-detail")).to_have_text(detail)
-    expect(bid_row(page, "B-9")).to_have_attribute("data-status", "resting")
+    expect(page.locator("#error-detail")).to_contain_text(detail)
+    # And the row shows where the bid really stands
+    expect(bid_row(page, "B-9")).to_have_attribute("data-status", after)
+    assert hall.commands() == []
 
 
-def test_a_bid_beyond_the_credit_left_is_refused_and_nothing_rests(hall: Hall, page: Page) -> None:
+def test_a_bid_beyond_the_credit_left_is_refused_and_nothing_is_sent(
+    hall: Hall, page: Page
+) -> None:
     sign_in(page)
     page.fill("#price", "10")
     page.fill("#quantity", "6000")
     page.click("#bid-submit")
     expect(page.locator("#error-title")).to_have_text("超出剩余采购额度")
-    expect(page.locator("#error-detail")).to_have_text("出价需 60000.00 元，剩余额度 50000.00 元")
+    expect(page.locator("#error")).to_have_attribute("data-code", "credit_exceeded")
+    expect(page.locator("#error-detail")).to_have_text(
+        "出价需 60000.00 元，剩余额度 50000.00 元（额度 50000.00 元）"
+    )
     expect(page.locator("#bids-empty")).to_be_visible()
-    assert hall.desk.bids == {}
+    expect(page.locator("#credit-remaining")).to_have_text("50,000.00")
+    assert hall.commands() == []
+    # And the entry stays for the merchant to lower, and then the bid goes through
+    expect(page.locator("#quantity")).to_have_value("6000")
+    page.fill("#quantity", "5000")
+    page.click("#bid-submit")
+    expect(page.locator("#notice")).to_contain_text("已提交")
+    expect(page.locator("#credit-remaining")).to_have_text("0.00")
+
+
+def test_an_amendment_beyond_the_credit_left_is_refused_in_english(hall: Hall, page: Page) -> None:
+    hall.matcher.rest(
+        LANZHOU, "B-big", variety="xizhoumi", grade=Grade.EXTRA, price_yuan="5", quantity_kg="100"
+    )
+    open_desk(page, "en")
+    expect(page.locator("#credit-remaining")).to_have_text("49,500.00")
+    page.click("#amend-B-big")
+    page.fill("#amend-quantity-B-big", "20000")
+    page.click("#save-B-big")
+    expect(page.locator("#error-title")).to_have_text("More than your remaining credit")
+    expect(page.locator("#error-detail")).to_contain_text("49500.00 yuan of the 50000.00 yuan")
+    # And the merchant's entry stays in the row for them to correct
+    expect(page.locator("#amend-quantity-B-big")).to_have_value("20000")
+    assert hall.commands() == []
 
 
 @pytest.mark.parametrize(
@@ -241,7 +300,7 @@ def test_a_bid_beyond_the_credit_left_is_refused_and_nothing_rests(hall: Hall, p
     ids=["no-price", "price-decimals", "zero-price", "quantity-decimals", "min-lot"],
 )
 def test_a_bid_the_page_can_see_is_wrong_is_not_sent(
-    hall: Hall, page: Page, price: str, quantity: str, min_lot: str, problem: str
+    hall: Hall, page: Page, traffic: Traffic, price: str, quantity: str, min_lot: str, problem: str
 ) -> None:
     sign_in(page)
     page.fill("#price", price)
@@ -250,43 +309,65 @@ def test_a_bid_the_page_can_see_is_wrong_is_not_sent(
     page.click("#bid-submit")
     expect(page.locator("#error-title")).to_have_text("输入无效")
     expect(page.locator("#error-detail")).to_contain_text(problem)
-    assert hall.desk.sent("POST", "/bids") == []
+    assert traffic.to("POST", "/bids") == []
+    assert hall.commands() == []
 
 
-def test_a_bid_sent_again_after_a_lost_answer_keeps_its_id(hall: Hall, page: Page) -> None:
+def _lose_the_answer(route: Route) -> None:
+    route.fetch()  # the API takes the bid and sends it to its book
+    route.abort("connectionreset")  # but its answer never reaches the page
+
+
+@pytest.mark.parametrize(
+    ("trouble", "status", "sent_to_book"),
+    [("broker-down", "503", 1), ("answer-lost", "0", 2)],
+)
+def test_a_bid_sent_again_after_a_failed_try_keeps_its_id_and_rests_once(
+    hall: Hall, page: Page, traffic: Traffic, trouble: str, status: str, sent_to_book: int
+) -> None:
     sign_in(page)
-    hall.desk.lose_next_answer = True  # the API takes the bid, the answer never arrives intact
+    if trouble == "broker-down":
+        hall.publisher.unreachable = True
+    else:
+        page.route(lambda url: urlsplit(url).path == "/bids", _lose_the_answer, times=1)
     page.fill("#price", "4.80")
     page.fill("#quantity", "250")
     page.click("#bid-submit")
-    expect(page.locator("#error")).to_have_attribute("data-status", "503")
+    expect(page.locator("#error")).to_have_attribute("data-status", status)
     # When the merchant presses the button again
+    hall.publisher.unreachable = False
     page.click("#bid-submit")
     expect(page.locator("#notice")).to_contain_text("已提交")
-    # Then both tries carried the same id, and one bid rests
-    first, second = hall.desk.sent("POST", "/bids")
+    # Then both tries carried the same id; the book hears of it once or twice, and one bid rests
+    first, second = traffic.to("POST", "/bids")
     assert first.body["bid_id"] == second.body["bid_id"]
-    assert len(hall.desk.bids) == 1
+    commands = hall.matcher.answer()
+    assert [c.bid_id for c in commands if isinstance(c, PlaceBid)] == [
+        first.body["bid_id"]
+    ] * sent_to_book
+    row = bid_row(page, first.body["bid_id"])
+    expect(row).to_have_attribute("data-status", "resting")
     expect(page.locator("#bid-rows tr")).to_have_count(1)
+    expect(page.locator("#credit-committed")).to_have_text("1,200.00")
 
 
 def test_fills_show_as_trades_when_the_book_moves_and_the_board_shows_my_books(
     hall: Hall, page: Page
 ) -> None:
-    hall.desk.rest(
-        TOKEN,
-        "B-fill",
-        variety="yujinxiang",
-        grade="class_i",
-        price=Decimal("4.50"),
-        quantity=Decimal("1000"),
-        destination="成都",
-        cold_chain=True,
-    )
     hall.publish(
         board_line("ganmibao", Grade.EXTRA),
         board_line("yujinxiang", Grade.CLASS_I, best_bid=450),
         board_line("xizhoumi", Grade.CLASS_II),
+    )
+    hall.matcher.rest(
+        LANZHOU,
+        "B-fill",
+        variety="yujinxiang",
+        grade=Grade.CLASS_I,
+        price_yuan="4.50",
+        quantity_kg="1000",
+        destination="成都",
+        cold_chain=True,
     )
     open_desk(page)
     # Then the board shows the book this merchant trades; all books on request
@@ -297,8 +378,7 @@ def test_fills_show_as_trades_when_the_book_moves_and_the_board_shows_my_books(
     page.check("#only-mine")
     expect(page.locator("#board-rows tr")).to_have_count(1)
     # When the matcher fills 612.4 kg of the bid and the book's line moves
-    hall.desk.fill("B-fill", "612.4", lot_id="L-0042", crates=30)
-    hall.publish(board_line("yujinxiang", Grade.CLASS_I, best_bid=450, last=450))
+    hall.matcher.fill("B-fill", "612.4", lot_id="L-0042", crates=30)
     # Then, without a reload, the trade, the fill and the money spent show
     trade = page.locator("#trade-rows tr")
     expect(trade).to_have_count(1)
@@ -312,6 +392,8 @@ def test_fills_show_as_trades_when_the_book_moves_and_the_board_shows_my_books(
     expect(page.locator("#credit-spent")).to_have_text("2,755.80")
     expect(page.locator("#credit-committed")).to_have_text("1,744.20")
     expect(page.locator("#credit-remaining")).to_have_text("45,500.00")
+    line = page.locator('#board-rows tr[data-book="yujinxiang.class_i"]')
+    expect(line.locator('[data-col="last"]')).to_have_text("4.50")
     # And clicking a board line prepares a bid on that book
     page.uncheck("#only-mine")
     page.click('#board-rows tr[data-book="xizhoumi.class_ii"]')
@@ -322,32 +404,77 @@ def test_fills_show_as_trades_when_the_book_moves_and_the_board_shows_my_books(
 
 def test_a_revoked_token_sends_the_merchant_back_to_sign_in(hall: Hall, page: Page) -> None:
     open_desk(page)
-    del hall.desk.merchants[TOKEN]
+    hall.revoke(LANZHOU)
     page.fill("#price", "4.80")
     page.fill("#quantity", "250")
     page.click("#bid-submit")
     expect(page.locator("#token-form")).to_be_visible()
     expect(page.locator("#error-title")).to_have_text("令牌无效或已失效，请重新登录")
     assert page.evaluate(f"localStorage.getItem('{TOKEN_KEY}')") is None
+    assert hall.commands() == []
 
 
 def test_the_english_desk_and_another_merchant_see_only_their_own_bids(
     hall: Hall, page: Page
 ) -> None:
-    hall.desk.rest(
-        TOKEN,
-        "B-lz",
-        variety="ganmibao",
-        grade="class_i",
-        price=Decimal("5"),
-        quantity=Decimal("100"),
+    hall.matcher.rest(
+        LANZHOU, "B-lz", variety="ganmibao", grade=Grade.CLASS_I, price_yuan="5", quantity_kg="100"
     )
-    sign_in(page, OTHER_TOKEN, lang="en")
+    sign_in(page, WUWEI, lang="en")
     expect(page.locator("#merchant-name")).to_have_text("武威果业 (M-WW-02)")
     expect(page.locator("h1")).to_have_text("Melon Hall · Merchant desk")
     expect(page.locator("#bids-empty")).to_have_text("No bids yet")
+    expect(page.locator("#credit-remaining")).to_have_text("20,000.00")
     expect(page.locator("label[for=price]")).to_have_text("Price (yuan/kg)")
     expect(page.locator("#conn")).to_have_text("Live")
     page.click("#lang-zh")
     expect(page.locator("body")).to_have_attribute("data-signed-in", "true")
     expect(page.locator("#bids-empty")).to_have_text("暂无出价")
+
+
+ANOTHER_MERCHANTS_BID = """async (bidId) => {
+    const headers = {
+        Authorization: `Bearer ${localStorage.getItem("melon.pricing.token")}`,
+        "Content-Type": "application/json",
+    };
+    const tries = [
+        [`/bids/${bidId}/cancel`, "POST", undefined],
+        [`/bids/${bidId}`, "PATCH", {price_yuan_per_kg: "9.00"}],
+        ["/bids", "POST", {
+            bid_id: bidId, variety: "xizhoumi", grade: "class_i",
+            price_yuan_per_kg: "9.00", quantity_kg: "1",
+        }],
+    ];
+    const answers = [];
+    for (const [path, method, body] of tries) {
+        const init = {method, headers};
+        if (body !== undefined) init.body = JSON.stringify(body);
+        const response = await fetch(path, init);
+        answers.push([response.status, (await response.json()).error]);
+    }
+    return answers;
+}"""
+
+
+def test_another_merchants_bid_cannot_be_touched_from_the_desk(hall: Hall, page: Page) -> None:
+    # Given a bid of Wuwei's and one of Lanzhou's resting in the same book
+    hall.matcher.rest(
+        WUWEI, "B-ww-1", variety="xizhoumi", grade=Grade.CLASS_I, price_yuan="6", quantity_kg="50"
+    )
+    hall.matcher.rest(
+        LANZHOU, "B-lz-1", variety="xizhoumi", grade=Grade.CLASS_I, price_yuan="5", quantity_kg="50"
+    )
+    # When Lanzhou opens the desk
+    open_desk(page)
+    # Then only Lanzhou's bid shows, with its buttons; Wuwei's has no row and no button
+    expect(bid_row(page, "B-lz-1").locator("button")).to_have_count(2)
+    expect(page.locator("#bid-rows tr")).to_have_count(1)
+    expect(page.locator('[id$="B-ww-1"]')).to_have_count(0)
+    # And the board shows the book's best bid, whoever made it
+    expect(page.locator('#board-rows [data-col="best_bid"]')).to_have_text("6.00")
+    # When Lanzhou's token is used on Wuwei's bid id from the page anyway
+    answers = page.evaluate(ANOTHER_MERCHANTS_BID, "B-ww-1")
+    # Then the API refuses cancel, amend and reuse of the id, and no book hears of it
+    assert answers == [[403, "forbidden"]] * 3
+    assert hall.commands() == []
+    assert hall.matcher.bids["B-ww-1"].status == "resting"

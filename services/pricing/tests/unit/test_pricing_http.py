@@ -195,6 +195,7 @@ def test_credit_counts_resting_bids_and_trades(client: TestClient, api: PricingA
         "/bids", json={**BID, "bid_id": "B-2", "quantity_kg": "1400"}, headers=auth(LANZHOU)
     )
     assert over.status_code == 409 and "7757.20" in over.json()["detail"]
+    assert "剩余额度 7757.20 元" in over.json()["detail_zh"]
     fits = client.post(
         "/bids", json={**BID, "bid_id": "B-2", "quantity_kg": "1385"}, headers=auth(LANZHOU)
     )
@@ -250,7 +251,20 @@ def test_a_filled_bid_cannot_be_cancelled(client: TestClient, api: PricingApi) -
     client.post("/bids", json=BID, headers=auth(LANZHOU))
     report(api, "B-1", "filled", 0, filled_g=400_500)
     response = client.post("/bids/B-1/cancel", headers=auth(LANZHOU))
-    assert response.status_code == 409 and "filled" in response.json()["detail"]
+    assert (response.status_code, response.json()["error"]) == (409, "bid_not_resting")
+    assert "filled" in response.json()["detail"] and "已成交" in response.json()["detail_zh"]
+
+
+def test_an_amendment_in_flight_holds_the_larger_cost_not_both(
+    client: TestClient, api: PricingApi
+) -> None:
+    client.post("/bids", json=BID, headers=auth(LANZHOU))
+    report(api, "B-1", "resting", 400_500)  # 2242.80 yuan held
+    client.patch("/bids/B-1", json={"price_yuan_per_kg": "6.00"}, headers=auth(LANZHOU))
+    # 400.5 kg at 6.00 = 2403.00 until the matcher reports the amendment
+    assert client.get("/me", headers=auth(LANZHOU)).json()["committed_yuan"] == "2403.00"
+    report(api, "B-1", "resting", 400_500, price=600)
+    assert client.get("/me", headers=auth(LANZHOU)).json()["committed_yuan"] == "2403.00"
 
 
 def test_merchants_see_only_their_own_trades(client: TestClient, api: PricingApi) -> None:

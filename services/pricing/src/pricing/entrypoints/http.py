@@ -62,6 +62,19 @@ class InvalidBid(PricingError, ValueError):
     """A bid whose figures break the hall's rules."""
 
 
+class BidNotResting(PricingError):
+    """An amendment or cancel of a bid that is filled, cancelled, expired or rejected."""
+
+    def __init__(self, bid_id: str, status: str) -> None:
+        super().__init__(f"bid {bid_id} is {status}; only a resting bid can change")
+        self.message_zh = (
+            f"出价 {bid_id} {_STATUS_ZH.get(status, status)}，只有挂单中的出价可以修改"
+        )
+
+
+_STATUS_ZH = {"filled": "已成交", "cancelled": "已撤销", "expired": "已过期", "rejected": "已拒绝"}
+
+
 MAX_PRICE_YUAN = Decimal(1000)
 MAX_QUANTITY_KG = Decimal(1_000_000)
 
@@ -133,6 +146,7 @@ _REFUSALS: Refusals = {
     UnitError: (422, "invalid_amount"),
     InvalidBid: (422, "invalid_bid"),
     CreditExceeded: (409, "credit_exceeded"),
+    BidNotResting: (409, "bid_not_resting"),
     PricingError: (409, "pricing_rule"),
     PublishFailed: (503, "broker_unavailable"),
 }
@@ -218,7 +232,7 @@ def _own_bid(api: PricingApi, me: Account, bid_id: str) -> BidUpdated | None:
         raise Forbidden(f"bid {bid_id} is another merchant's")
     bid = api.ledger.bid_of(me.merchant_id, bid_id)
     if bid is not None and bid.status != "resting":
-        raise PricingError(f"bid {bid_id} is {bid.status}; only a resting bid can change")
+        raise BidNotResting(bid_id, bid.status)
     return bid
 
 

@@ -160,7 +160,6 @@ _MERCHANT_TEXT: dict[str, tuple[str, str]] = {
     "err.422": ("输入无效", "Invalid entry"),
     "err.5xx": ("服务出错（{code}），未完成", "Server error ({code}): not done"),
     "err.other": ("请求被拒绝（{code}）", "Request refused ({code})"),
-    "err.bid_exceeds_credit": ("超出剩余采购额度", "More than your remaining credit"),
     "err.credit_exceeded": ("超出剩余采购额度", "More than your remaining credit"),
     "err.bid_not_resting": ("该出价已不在挂单中", "The bid is no longer resting"),
     "err.unknown_variety": ("品种不在品种表中", "Unknown variety"),

@@ -36,6 +36,7 @@
     refreshTimer: 0,
     refreshSoon: 0,
     refreshing: null,
+    refreshAgain: false,
   };
 
   const storage = {
@@ -209,7 +210,11 @@
 
   async function refresh() {
     if (!state.token) return;
-    if (state.refreshing) return state.refreshing;
+    if (state.refreshing) {
+      // The lists may have changed after this refresh asked for them: ask once more after it.
+      state.refreshAgain = true;
+      return state.refreshing;
+    }
     state.refreshing = (async () => {
       try {
         const [me, bids, trades] = await Promise.all([
@@ -230,6 +235,10 @@
         else showApiError(err);
       } finally {
         state.refreshing = null;
+        if (state.refreshAgain) {
+          state.refreshAgain = false;
+          refresh();
+        }
       }
     })();
     return state.refreshing;
@@ -377,6 +386,14 @@
     $("trades-empty").hidden = trades.length > 0;
   }
 
+  /**
+   * A refusal that says the bid is not what this page shows (filled, cancelled or expired in the
+   * meantime): the lists are stale. A refusal over credit is about the entry, which stays.
+   */
+  function bidMovedOn(err) {
+    return err.status === 404 || (err.status === 409 && err.code !== "credit_exceeded");
+  }
+
   function startEditing(bid) {
     state.editing = bid.bid_id;
     state.confirming = null;
@@ -407,7 +424,12 @@
       await api("PATCH", `/bids/${encodeURIComponent(bid.bid_id)}`, change);
     } catch (err) {
       if (err.status === 401) return lostToken(err);
-      return showApiError(err);
+      showApiError(err);
+      if (bidMovedOn(err)) {
+        state.editing = null;
+        refresh();
+      }
+      return;
     }
     state.editing = null;
     notice(t("bid.amended", { id: bid.bid_id }));
@@ -432,7 +454,9 @@
     } catch (err) {
       renderBids();
       if (err.status === 401) return lostToken(err);
-      return showApiError(err);
+      showApiError(err);
+      if (bidMovedOn(err)) refresh();
+      return;
     }
     notice(t("bid.cancelled", { id: bid.bid_id }));
     await refresh();
