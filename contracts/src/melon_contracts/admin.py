@@ -27,6 +27,9 @@ log = logging.getLogger("melon-topics")
 FAUST_CHANGELOGS = {"melon-pricing-books-changelog": BOOK_COMMANDS.partitions}
 """Internal topics of the faust worker (app id ``melon-pricing``, table ``books``)."""
 
+BOOK_RECORD_MAX_BYTES = 16 * 1024 * 1024
+"""The largest order book the changelog takes as one record (about 70 000 resting bids)."""
+
 
 def ensure_topics(
     bootstrap: str, replication_factor: int = 1, timeout_s: float = 60.0
@@ -46,7 +49,10 @@ def ensure_topics(
                 name=name,
                 num_partitions=partitions,
                 replication_factor=replication_factor,
-                topic_configs={"cleanup.policy": "compact"},
+                topic_configs={
+                    "cleanup.policy": "compact",
+                    "max.message.bytes": str(BOOK_RECORD_MAX_BYTES),
+                },
             )
             if name not in existing and _create(admin, changelog, deadline):
                 created.append(name)

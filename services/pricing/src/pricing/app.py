@@ -18,6 +18,7 @@ from typing import Any
 
 import faust
 
+from melon_contracts.admin import BOOK_RECORD_MAX_BYTES
 from melon_contracts.codec import UndecodableMessage, decode, encode_key
 from melon_contracts.commands import (
     AmendBid,
@@ -61,6 +62,12 @@ app = faust.App(
     web_enabled=False,
     web_host="127.0.0.1",
     consumer_auto_offset_reset="earliest",
+    # A worker that died holds its partitions until the broker gives up on it; 60 s by default,
+    # which is a minute without matching after a crash. 10 s, with a heartbeat every 2 s.
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=2.0,
+    # A book is one table record; a busy book passes faust's 1 MB default (about 4500 bids).
+    producer_max_request_size=BOOK_RECORD_MAX_BYTES,
 )
 
 
