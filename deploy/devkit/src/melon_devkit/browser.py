@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import threading
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Playwright
@@ -56,3 +62,40 @@ def launch_chromium(playwright: Playwright, extra_args: Sequence[str] = ()) -> B
         headless=True,
         args=[*CHROMIUM_ARGS, *extra_args],
     )
+
+
+@dataclass
+class Served:
+    """An ASGI app served from a thread, for page tests; ``url`` is where it answers."""
+
+    server: uvicorn.Server
+    thread: threading.Thread
+    url: str
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+
+
+def serve(app: Any, name: str = "http") -> Served:
+    """Run an ASGI app under uvicorn in a thread, on 127.0.0.1 and a free port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        ws="none",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"{name}: the app did not start under uvicorn")
+        time.sleep(0.01)
+    return Served(server, thread, f"http://127.0.0.1:{port}")

@@ -8,7 +8,6 @@ clock the test moves, so "stable for a second" takes no second of waiting.
 from __future__ import annotations
 
 import itertools
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
-import uvicorn
 from playwright.sync_api import Page, expect
 
 from ingest.bootstrap import LoopbackPublisher, default_profile, station_setups
@@ -29,6 +27,7 @@ from ingest.service import WeighStations
 from ingest.settings import Settings, StationSetting
 from melon_contracts.events import LotWeighed, ScaleReading
 from melon_contracts.topics import LOTS_WEIGHED
+from melon_devkit.browser import Served, serve
 
 STATIONS = [
     StationSetting(id="ws-1"),
@@ -132,43 +131,6 @@ def build_stations(clock: Clock, publisher: LoopbackPublisher) -> WeighStations:
         default_profile(),
         clock=clock,
     )
-
-
-@dataclass
-class Served:
-    server: uvicorn.Server
-    thread: threading.Thread
-    url: str
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-
-
-def serve(app: Any) -> Served:
-    """Run an ASGI app under uvicorn in a thread, on 127.0.0.1 and a free port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        ws="none",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="ingest-http", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 5
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the ingest app did not start under uvicorn")
-        time.sleep(0.01)
-    return Served(server, thread, f"http://127.0.0.1:{port}")
 
 
 def start_hall() -> tuple[Hall, Served]:

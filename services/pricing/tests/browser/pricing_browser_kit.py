@@ -11,9 +11,6 @@ when a book takes a bid, fills it or cancels it, and sees the page catch up.
 from __future__ import annotations
 
 import secrets
-import socket
-import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +18,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import uvicorn
 from playwright.sync_api import Page, Request
 
 from melon_contracts.commands import AmendBid, CancelBid, PlaceBid
@@ -31,6 +27,7 @@ from melon_contracts.reference import VARIETIES, Grade, book_key
 from melon_contracts.topics import BID_UPDATES, BOARD_UPDATES, BOOK_COMMANDS, TRADES
 from melon_contracts.transport import InMemoryPublisher
 from melon_contracts.units import amount_fen, kg_to_g, yuan_to_fen
+from melon_devkit.browser import serve
 from pricing.accounts import Accounts
 from pricing.adapters.board_feed import BoardFeed
 from pricing.bootstrap import PricingApi, build_for_tests
@@ -442,43 +439,6 @@ class Hall:
             merchant.credit_limit_fen,
             token=secrets.token_urlsafe(16),
         )
-
-
-@dataclass
-class Served:
-    server: uvicorn.Server
-    thread: threading.Thread
-    url: str
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-
-
-def serve(app: Any) -> Served:
-    """Run an ASGI app under uvicorn in a thread, on 127.0.0.1 and a free port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        ws="none",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="pricing-http", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 5
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the pricing API did not start under uvicorn")
-        time.sleep(0.01)
-    return Served(server, thread, f"http://127.0.0.1:{port}")
 
 
 def start_hall() -> Iterator[Hall]:

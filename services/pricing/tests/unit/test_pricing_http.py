@@ -30,6 +30,27 @@ BID = {
 }
 
 
+A_TRADE = TradeExecuted(
+    correlation_id="L-1",
+    trade_id="xizhoumi.class_i:1",
+    book="xizhoumi.class_i",
+    sequence=1,
+    lot_id="L-1",
+    farmer_id="F-1",
+    bid_id="B-1",
+    merchant_id="merchant-lanzhou",
+    variety="xizhoumi",
+    grade=Grade.CLASS_I,
+    crates=30,
+    weight_g=300_000,
+    price_fen_per_kg=560,
+    amount_fen=168_000,
+    destination="兰州",
+    cold_chain=True,
+)
+"""300 kg of lot L-1 to Lanzhou's bid B-1 at 5.60: 1680.00 yuan."""
+
+
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -163,24 +184,7 @@ def test_credit_counts_resting_bids_and_trades(client: TestClient, api: PricingA
         "7757.20",
     )
     # The matcher fills 300 kg of it: 1680.00 spent, 100.5 kg (562.80) still held
-    trade = TradeExecuted(
-        correlation_id="L-1",
-        trade_id="xizhoumi.class_i:1",
-        book="xizhoumi.class_i",
-        sequence=1,
-        lot_id="L-1",
-        farmer_id="F-1",
-        bid_id="B-1",
-        merchant_id="merchant-lanzhou",
-        variety="xizhoumi",
-        grade=Grade.CLASS_I,
-        crates=30,
-        weight_g=300_000,
-        price_fen_per_kg=560,
-        amount_fen=168_000,
-        destination="兰州",
-        cold_chain=True,
-    )
+    trade = A_TRADE
     api.on_message(TRADES, trade.book, trade)
     api.on_message(TRADES, trade.book, trade)  # delivered twice, counted once
     report(api, "B-1", "resting", 100_500, filled_g=300_000, amount_fen=168_000)
@@ -268,24 +272,7 @@ def test_an_amendment_in_flight_holds_the_larger_cost_not_both(
 
 
 def test_merchants_see_only_their_own_trades(client: TestClient, api: PricingApi) -> None:
-    trade = TradeExecuted(
-        correlation_id="L-1",
-        trade_id="xizhoumi.class_i:1",
-        book="xizhoumi.class_i",
-        sequence=1,
-        lot_id="L-1",
-        farmer_id="F-1",
-        bid_id="B-1",
-        merchant_id="merchant-lanzhou",
-        variety="xizhoumi",
-        grade=Grade.CLASS_I,
-        crates=30,
-        weight_g=300_000,
-        price_fen_per_kg=560,
-        amount_fen=168_000,
-        destination="兰州",
-        cold_chain=True,
-    )
+    trade = A_TRADE
     api.on_message(TRADES, trade.book, trade)
     [mine] = client.get("/me/trades", headers=auth(LANZHOU)).json()
     assert (mine["amount_yuan"], mine["weight_kg"]) == ("1680.00", "300")

@@ -9,13 +9,9 @@ beyond the operator id and the last crate type.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from functools import cache
 from html import escape
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +21,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from melon_contracts.pages import WebAssets, render, script_json
 from melon_contracts.reference import VARIETIES
 
 Lang = Literal["zh", "en"]
@@ -241,10 +238,10 @@ def console_html(station: str | None, lang: Lang) -> str:
             "js_url": escape(asset_url("console.js")),
             "variety_options": _variety_options(lang),
             "defect_inputs": "".join(_defect_input(kind, text) for kind in DEFECT_KINDS),
-            "config_json": _script_json(config),
+            "config_json": script_json(config),
         }
     )
-    return _render(_template("console.html"), values)
+    return render(_template("console.html"), values)
 
 
 def _variety_options(lang: Lang) -> str:
@@ -265,36 +262,9 @@ def _defect_input(kind: str, text: Mapping[str, str]) -> str:
     )
 
 
-def asset_url(name: str) -> str:
-    """A static file's URL with its content digest, so a new release is never served stale."""
-    return f"{STATIC_URL}/{name}?v={_digest(name)}"
-
-
-@cache
-def _digest(name: str) -> str:
-    return hashlib.sha256((WEB_DIR / "static" / name).read_bytes()).hexdigest()[:12]
-
-
-@cache
-def _template(name: str) -> str:
-    return (WEB_DIR / name).read_text(encoding="utf-8")
-
-
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
-
-
-def _render(template: str, values: Mapping[str, str]) -> str:
-    """Fill ``{{ name }}`` placeholders with values that are already escaped HTML.
-
-    A placeholder without a value is a bug in the template and raises KeyError.
-    """
-    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
-
-
-def _script_json(value: Any) -> str:
-    """JSON safe to place inside a ``<script>`` element."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+_ASSETS = WebAssets(WEB_DIR, STATIC_URL)
+asset_url = _ASSETS.url
+_template = _ASSETS.template
 
 
 # -- the weigh ticket -------------------------------------------------------------------------

@@ -11,11 +11,8 @@ exists in Chinese (the default) and English.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import re
 from collections.abc import AsyncGenerator, Callable, Mapping
-from functools import cache
 from html import escape
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +22,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from melon_contracts.events import BoardUpdated
+from melon_contracts.pages import WebAssets, render, script_json
 from melon_contracts.reference import VARIETIES, Grade
 from melon_contracts.units import fen_to_yuan, g_to_kg
 from pricing.adapters.board_feed import BoardFeed
@@ -335,7 +333,7 @@ def _page_values(page: str, lang: Lang, text: Mapping[str, str]) -> dict[str, st
             "board_js": escape(asset_url("board.js")),
             "css_url": escape(asset_url(f"{page}.css")),
             "js_url": escape(asset_url(f"{page}.js")),
-            "config_json": _script_json(config),
+            "config_json": script_json(config),
         }
     )
     return values
@@ -344,7 +342,7 @@ def _page_values(page: str, lang: Lang, text: Mapping[str, str]) -> dict[str, st
 def wall_html(lang: Lang) -> str:
     """The hall's LED wall: every book's line, live."""
     text = _texts(lang, _COMMON_TEXT, _WALL_TEXT)
-    return _render(_template("wall.html"), _page_values("wall", lang, text))
+    return render(_template("wall.html"), _page_values("wall", lang, text))
 
 
 def merchant_html(lang: Lang) -> str:
@@ -360,36 +358,9 @@ def merchant_html(lang: Lang) -> str:
         f"{escape(grade.zh if lang == 'zh' else GRADE_EN[grade])}</option>"
         for grade in Grade
     )
-    return _render(_template("merchant.html"), values)
+    return render(_template("merchant.html"), values)
 
 
-def asset_url(name: str) -> str:
-    """A static file's URL with its content digest, so a new release is never served stale."""
-    return f"{STATIC_URL}/{name}?v={_digest(name)}"
-
-
-@cache
-def _digest(name: str) -> str:
-    return hashlib.sha256((WEB_DIR / "static" / name).read_bytes()).hexdigest()[:12]
-
-
-@cache
-def _template(name: str) -> str:
-    return (WEB_DIR / name).read_text(encoding="utf-8")
-
-
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
-
-
-def _render(template: str, values: Mapping[str, str]) -> str:
-    """Fill ``{{ name }}`` placeholders with values that are already escaped HTML.
-
-    A placeholder without a value is a bug in the template and raises KeyError.
-    """
-    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
-
-
-def _script_json(value: Any) -> str:
-    """JSON safe to place inside a ``<script>`` element."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+_ASSETS = WebAssets(WEB_DIR, STATIC_URL)
+asset_url = _ASSETS.url
+_template = _ASSETS.template
