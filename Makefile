@@ -63,6 +63,7 @@ bench: setup
 	$(BIN)/python bench/bench_gateway.py --bootstrap $(BOOTSTRAP) --json var/bench/gateway.json
 	$(BIN)/python bench/bench_matching.py --json var/bench/matching.json
 	$(BIN)/python bench/bench_recovery.py --json var/bench/recovery.json
+	$(BIN)/python bench/bench_loads.py --json var/bench/loads.json
 
 kafka-up: setup
 	$(BIN)/python -m melon_devkit.kafka up

@@ -1,0 +1,1 @@
+"""Dispatch's bridges to outside libraries, kept apart from the pure domain."""
