@@ -97,6 +97,7 @@ class WeighStations:
         self._grades: dict[str, Grading] = {}
         self._published: set[str] = set()
         self._changed = threading.Condition(self._lock)
+        self._publish_lock = threading.Lock()
 
     # -- start-up ---------------------------------------------------------------------------------
 
@@ -308,18 +309,26 @@ class WeighStations:
         return Ticketed(lot, created=True)
 
     def _publish_weighed(self, lot: WeighedLot, record: LedgerRecord | None = None) -> bool:
-        """Publish a weighing's event; False (and the relay retries) if the broker refused."""
-        event = messages.lot_weighed(lot, self._event_id(lot), record)
-        try:
-            self._publisher.publish(LOTS_WEIGHED, lot.lot_id, event)
-        except PublishFailed as exc:
-            log.warning(
-                "lot %s is in the audit trail, event not yet published: %s", lot.lot_id, exc
-            )
-            self._count_unpublished()
-            return False
-        with self._lock:
-            self._published.add(lot.lot_id)
+        """Publish a weighing's event; False (and the relay retries) if the broker refused.
+
+        One publish at a time, checked against what is already published: the relay and the
+        request that recorded the weighing must not both send it.
+        """
+        with self._publish_lock:
+            with self._lock:
+                if lot.lot_id in self._published:
+                    return False
+            event = messages.lot_weighed(lot, self._event_id(lot), record)
+            try:
+                self._publisher.publish(LOTS_WEIGHED, lot.lot_id, event)
+            except PublishFailed as exc:
+                log.warning(
+                    "lot %s is in the audit trail, event not yet published: %s", lot.lot_id, exc
+                )
+                self._count_unpublished()
+                return False
+            with self._lock:
+                self._published.add(lot.lot_id)
         self._count_unpublished()
         return True
 
