@@ -6,6 +6,7 @@ test can put a load on a scale, let it settle and weigh.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -423,3 +424,27 @@ def test_a_reading_delivered_twice_is_applied_once(hall: Hall) -> None:
     stations.observe(reading)
     stations.observe(reading)
     assert stations.live("ws-1").version == version + 1
+
+
+def test_the_relay_does_not_publish_a_weighing_its_request_is_publishing(hall: Hall) -> None:
+    # Given a broker slow to acknowledge, and the relay thread running meanwhile
+    hall.service.start_in_line()
+    stations = hall.service.stations
+    publish = hall.publisher.publish
+    relays: list[threading.Thread] = []
+    relayed: list[int] = []
+
+    def slow_publish(spec: Any, key: str, message: Any) -> None:
+        if spec.name == LOTS_WEIGHED.name and not relays:
+            relay = threading.Thread(target=lambda: relayed.append(stations.relay()))
+            relays.append(relay)
+            relay.start()
+            relay.join(timeout=0.3)  # the relay runs while this publish waits for its ack
+        publish(spec, key, message)
+
+    hall.publisher.publish = slow_publish  # type: ignore[method-assign]
+    with TestClient(create_app(hall.service)) as client:
+        assert weigh(client, hall, 332_000).status_code == 201
+    relays[0].join(timeout=5)
+    # Then the weighing went out once, and the relay found nothing to do
+    assert len(hall.on(LOTS_WEIGHED.name)) == 1 and relayed == [0]
