@@ -64,6 +64,14 @@ bench: setup
 	$(BIN)/python bench/bench_matching.py --json var/bench/matching.json
 	$(BIN)/python bench/bench_recovery.py --json var/bench/recovery.json
 	$(BIN)/python bench/bench_loads.py --json var/bench/loads.json
+	$(BIN)/python bench/bench_loads.py --trucks 70 --json var/bench/loads-balanced.json
+	$(BIN)/python bench/bench_baselines.py --bootstrap $(BOOTSTRAP) --json var/bench/baselines.json
+	# The fan-out bench writes board lines; on its own broker they stay off the hall's board.
+	$(BIN)/python bench/bench_fanout.py --json var/bench/fanout.json
+	$(BIN)/python bench/bench_pipeline.py --baselines var/bench/baselines.json \
+		--json var/bench/pipeline.json
+	@$(MAKE) --no-print-directory browser
+	$(BIN)/python bench/plot.py --dir var/bench
 
 kafka-up: setup
 	$(BIN)/python -m melon_devkit.kafka up

@@ -6,7 +6,8 @@
 A seeded yard: shipments of 0.2-8 t, about a third of them cold chain, bound for one of six
 destinations and waiting up to ten hours; trucks of 5-30 t, about a third refrigerated, each
 serving one to three destinations or (one in four) going anywhere. There is more freight than
-room, so the planners have to choose.
+room, so the planners have to choose. With ``--trucks 70`` the room about equals the freight: the
+day when the choice of which shipment goes where decides how much is left behind.
 
 Rows: ``ffd`` (first-fit-decreasing), ``cp-sat`` (the optimiser on one worker, bounded by
 ``--time-limit`` seconds, which includes building its model and its FFD hint) and, unless

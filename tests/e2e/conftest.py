@@ -59,6 +59,25 @@ def hall(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[H
         hall.stop()
 
 
+@pytest.fixture
+def second_dispatch(hall: Hall) -> Iterator[str]:
+    """A second dispatch process on its own port against the hall's broker; its base URL.
+
+    It rebuilds the yard from the topics like the hall's own instance, so the two can be asked to
+    make conflicting decisions at the same moment.
+    """
+    port = free_port()
+    name = "dispatch-2"
+    process = hall.add_dispatch(name, port, {"DISPATCH_PLAN_TIME_LIMIT_S": "0.5"})
+    try:
+        took = hall.start([name])
+        print(f"\nsecond dispatch instance ready in {took:.1f}s")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+        del hall.services[name]
+
+
 def merchant(account_id: str) -> dict[str, str]:
     """The demo hall's token of an account, as the header the pricing API wants."""
     return {"Authorization": f"Bearer {demo_token(account_id)}"}

@@ -2,11 +2,13 @@
 
 Given a broker and the services running as separate processes, when people use the hall over
 HTTP, then each hop's event is on its topic (read back with a plain Kafka consumer) and the APIs
-show the result.
+show the result. The truck yard's own rules (grouping, races between instances, restarts) have
+their tests in ``test_dispatch_yard``.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -21,10 +23,11 @@ from melon_contracts.events import (
     LotWeighed,
     ShipmentAssigned,
     TradeExecuted,
+    TruckStatusChanged,
 )
 from melon_contracts.topics import (
     BOOK_COMMANDS,
-    DISPATCH_ASSIGNMENTS,
+    DISPATCH_YARD,
     LOTS_GRADED,
     LOTS_WEIGHED,
     TRADES,
@@ -51,6 +54,8 @@ def new_id(prefix: str) -> str:
 
 def test_a_lot_is_weighed_graded_sold_and_put_on_a_truck(broker: Broker, hall: Hall) -> None:
     lot_id, bid_id, plate = new_id("LOT"), new_id("BID"), f"甘H{uuid.uuid4().hex[:5].upper()}"
+    # A destination of this test's own, so the shared yard's other trucks cannot take the goods.
+    destination = f"兰州-{uuid.uuid4().hex[:6]}"
 
     # Given a lot of 40 crates weighed on the platform scale with a Class I sample
     ticket = weigh(hall, lot_id, [12.5, 12.8, 13.1])
@@ -81,7 +86,7 @@ def test_a_lot_is_weighed_graded_sold_and_put_on_a_truck(broker: Broker, hall: H
             "grade": "class_i",
             "price_yuan_per_kg": "5.60",
             "quantity_kg": "400",
-            "destination": "兰州",
+            "destination": destination,
             "cold_chain": True,
         },
         timeout=20,
@@ -93,39 +98,114 @@ def test_a_lot_is_weighed_graded_sold_and_put_on_a_truck(broker: Broker, hall: H
     assert isinstance(trade, TradeExecuted)
     assert (trade.bid_id, trade.crates, trade.weight_g) == (bid_id, 40, 400_000)
     assert (trade.price_fen_per_kg, trade.amount_fen) == (560, 224_000)
-    assert trade.cold_chain and trade.destination == "兰州"
+    assert trade.cold_chain and trade.destination == destination
 
     # And the price board shows the trade
     line = eventually(lambda: _board_with_trade(hall, trade.sequence))
     assert line["last_price_yuan_per_kg"] == "5.60"
 
-    # When a refrigerated truck checks in and staff put the shipment on it
+    # Then dispatch waits it as the merchant's shipment for that destination, cold chain kept
+    dispatch = hall.url("dispatch")
+    shipment = eventually(lambda: _shipment_for(hall, trade.trade_id))
+    assert (shipment["merchant_id"], shipment["destination"], shipment["cold_chain"]) == (
+        "merchant-lanzhou",
+        destination,
+        True,
+    )
+    assert [(line["lot_id"], line["farmer_id"]) for line in shipment["lines"]] == [
+        (lot_id, "farmer-zhang")
+    ]
+
+    # When a reefer set to 8 °C checks in for that destination
     response = httpx.post(
-        f"{hall.url('dispatch')}/trucks",
+        f"{dispatch}/trucks",
         json={
             "plate": plate,
             "driver": "马师傅",
+            "phone": "13800000001",
             "capacity_kg": "10000",
             "refrigerated": True,
+            "setpoint_c": "8.0",
+            "destinations": [destination],
             "checked_in_by": "gate-1",
         },
         timeout=20,
     )
     assert response.status_code == 201, response.text
-    shipment = eventually(lambda: _shipment_for(hall, trade.trade_id))
-    assert shipment["status"] == "waiting"
+    assert response.json()["status"] == "waiting"
+
+    # Then the suggested loads put the shipment on it, and staff accept them for that truck
+    response = httpx.get(f"{dispatch}/suggestions", timeout=20)
+    assert response.status_code == 200, response.text
+    suggestion = response.json()
+    [load] = [load for load in suggestion["loads"] if load["plate"] == plate]
+    assert [(p["shipment_id"], p["lot_ids"]) for p in load["parts"]] == [
+        (shipment["shipment_id"], [lot_id])
+    ]
     response = httpx.post(
-        f"{hall.url('dispatch')}/assignments",
-        json={"plate": plate, "shipment_ids": [shipment["shipment_id"]], "assigned_by": "yard-1"},
+        f"{dispatch}/suggestions/{suggestion['suggestion_id']}/accept",
+        json={"accepted_by": "yard-1", "plates": [plate]},
         timeout=20,
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 200, response.text
+    [assignment] = response.json()["assigned"]
+    assert (assignment["plate"], assignment["decision"]) == (plate, "suggested")
+    assert _shipment_for(hall, trade.trade_id) is None
 
-    # Then the assignment is on its topic, and the lot is traceable to the truck by its id
-    [(key, assigned)] = eventually(lambda: about(broker, DISPATCH_ASSIGNMENTS, lot_id))
+    # When the truck goes to a free bay, is loaded and leaves through the gate
+    bays = httpx.get(f"{dispatch}/yard", timeout=20).json()["bays"]
+    bay = next(b["bay"] for b in bays if b["plate"] is None)
+    steps = [
+        ("bay", "loading", {"bay": bay}),
+        ("loaded", "loaded", {}),
+        ("departure", "departed", {}),
+    ]
+    for path, status, extra in steps:
+        response = httpx.post(
+            f"{dispatch}/trucks/{plate}/{path}", json={"by": "yard-1", **extra}, timeout=20
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == status
+
+    # Then the yard's log holds the suggested assignment, lot by lot, and each move with who
+    yard = [
+        (key, m)
+        for key, m in read_topic(broker.bootstrap, DISPATCH_YARD)
+        if m.correlation_id == plate
+    ]
+    assert {key for key, _ in yard} == {plate}
+    assert [type(m).__name__ for _, m in yard] == [
+        "TruckCheckedIn",
+        "ShipmentAssigned",
+        "TruckStatusChanged",
+        "TruckStatusChanged",
+        "TruckStatusChanged",
+    ]
+    assigned = yard[1][1]
     assert isinstance(assigned, ShipmentAssigned)
-    assert (key, assigned.plate, assigned.trade_id) == (plate, plate, trade.trade_id)
-    assert _shipment_for(hall, trade.trade_id)["status"] == "assigned"
+    assert (assigned.decision, assigned.suggestion_id, assigned.assigned_by) == (
+        "suggested",
+        suggestion["suggestion_id"],
+        "yard-1",
+    )
+    assert [
+        (line.trade_id, line.lot_id, line.farmer_id, line.weight_g) for line in assigned.lines
+    ] == [(trade.trade_id, lot_id, "farmer-zhang", 400_000)]
+    moves = [m for _, m in yard if isinstance(m, TruckStatusChanged)]
+    assert [(m.status, m.bay, m.changed_by) for m in moves] == [
+        ("loading", bay, "yard-1"),
+        ("loaded", None, "yard-1"),
+        ("departed", None, "yard-1"),
+    ]
+
+    # And the dispatch note that left with the truck lists the lot and its farm
+    note = httpx.get(f"{dispatch}/trucks/{plate}/note", headers={"Accept": "text/html"})
+    assert note.status_code == 200 and note.headers["content-type"].startswith("text/html")
+    row = re.search(rf'<tr data-lot="{re.escape(lot_id)}">(.*?)</tr>', note.text)
+    assert row is not None, note.text
+    assert "farmer-zhang" in row.group(1) and ">40<" in row.group(1)
+
+    # And the lot can be followed by its id from the weigh station to the truck
     traced = trace(broker.bootstrap, lot_id)
     ledger = [m.kind for topic, _, m in traced if topic == "ingest.ledger"]
     assert ledger == ["lot_weighed", "ticket_printed"]
@@ -136,72 +216,16 @@ def test_a_lot_is_weighed_graded_sold_and_put_on_a_truck(broker: Broker, hall: H
         ("book.commands", "OfferLot"),
         ("board.updates", "BoardUpdated"),
         ("trades", "TradeExecuted"),
-        ("dispatch.assignments", "ShipmentAssigned"),
+        ("dispatch.yard", "TruckCheckedIn"),
+        ("dispatch.yard", "ShipmentAssigned"),
+        ("dispatch.yard", "TruckStatusChanged"),
+        ("dispatch.yard", "TruckStatusChanged"),
+        ("dispatch.yard", "TruckStatusChanged"),
     ]
-
-
-def test_the_same_shipment_cannot_go_on_two_trucks(broker: Broker, hall: Hall) -> None:
-    lot_id = new_id("LOT")
-    weigh(hall, lot_id, [14.5, 14.9], gross_kg="116.0", crates=10)
-    eventually(lambda: about(broker, BOOK_COMMANDS, lot_id))
-    bid = {
-        "bid_id": new_id("BID"),
-        "variety": "xizhoumi",
-        "grade": "extra",
-        "price_yuan_per_kg": "8.00",
-        "quantity_kg": "100",
-    }
-    placed = httpx.post(
-        f"{hall.url('pricing')}/bids", json=bid, headers=merchant("merchant-xian"), timeout=20
-    )
-    assert placed.status_code == 202, placed.text
-    [(_, trade)] = eventually(lambda: about(broker, TRADES, lot_id))
-    shipment = eventually(lambda: _shipment_for(hall, trade.trade_id))
-    plates = [f"甘A{uuid.uuid4().hex[:5].upper()}" for _ in range(2)]
-    for plate in plates:
-        truck = {
-            "plate": plate,
-            "driver": "杨师傅",
-            "capacity_kg": "5000",
-            "refrigerated": False,
-            "checked_in_by": "gate-1",
-        }
-        assert (
-            httpx.post(f"{hall.url('dispatch')}/trucks", json=truck, timeout=20).status_code == 201
-        )
-
-    codes = [
-        httpx.post(
-            f"{hall.url('dispatch')}/assignments",
-            json={"plate": plate, "shipment_ids": [shipment["shipment_id"]], "assigned_by": "yard"},
-            timeout=20,
-        ).status_code
-        for plate in plates
-    ]
-    assert codes == [201, 409]
-    assert len(about(broker, DISPATCH_ASSIGNMENTS, lot_id)) == 1
-
-
-def test_dispatch_rebuilds_its_yard_from_the_topics_after_a_restart(
-    broker: Broker, hall: Hall
-) -> None:
-    plate = f"甘B{uuid.uuid4().hex[:5].upper()}"
-    truck = {
-        "plate": plate,
-        "driver": "李师傅",
-        "capacity_kg": "6000",
-        "refrigerated": True,
-        "checked_in_by": "gate-2",
-    }
-    assert httpx.post(f"{hall.url('dispatch')}/trucks", json=truck, timeout=20).status_code == 201
-
-    hall.services["dispatch"].stop()
-    hall.start(["dispatch"])
-
-    trucks = httpx.get(f"{hall.url('dispatch')}/trucks", timeout=20).json()
-    assert plate in [t["plate"] for t in trucks]
-    again = httpx.post(f"{hall.url('dispatch')}/trucks", json=truck, timeout=20)
-    assert again.status_code == 409
+    on_truck = [m for topic, _, m in traced if topic == "dispatch.yard"]
+    assert [m.event_id for m in on_truck if isinstance(m, ShipmentAssigned)] == [assigned.event_id]
+    assert [getattr(m, "status", None) for m in on_truck[2:]] == ["loading", "loaded", "departed"]
+    assert {m.plate for m in on_truck} == {plate}
 
 
 def test_bad_bids_get_a_clear_reason(hall: Hall) -> None:
@@ -252,5 +276,8 @@ def _board_with_trade(hall: Hall, sequence: int) -> dict[str, Any] | None:
 
 
 def _shipment_for(hall: Hall, trade_id: str) -> dict[str, Any] | None:
+    """The waiting shipment holding a trade, if the trade is waiting."""
     shipments = httpx.get(f"{hall.url('dispatch')}/shipments", timeout=10).json()
-    return next((s for s in shipments if s["shipment_id"] == trade_id), None)
+    return next(
+        (s for s in shipments if trade_id in {line["trade_id"] for line in s["lines"]}), None
+    )

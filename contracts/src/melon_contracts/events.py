@@ -6,9 +6,10 @@ Units: weights are integer grams (``*_g``), money integer fen (``*_fen``), price
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from melon_contracts.envelope import Message
 from melon_contracts.reference import Grade, Identifier, Plate
@@ -233,8 +234,20 @@ class BidUpdated(Message):
     reason: str = Field(default="", description="Why it was rejected, cancelled or expired")
 
 
+COLD_CHAIN_MIN_TENTHS_C = 70
+COLD_CHAIN_MAX_TENTHS_C = 100
+"""Honeydew travels at about 7-10 °C: colder gives chilling injury, warmer shortens its life."""
+
+Destination = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
 class TruckCheckedIn(Message):
-    """A truck passed the gate and joined the yard queue."""
+    """A truck passed the gate and joined the yard queue.
+
+    The event id names this visit: a plate that departs and comes back is a new visit. A reefer
+    states its set-point in tenths of a degree Celsius (75 is 7.5 °C); a truck without a
+    refrigeration unit states none. No destinations means the truck will go anywhere.
+    """
 
     type: Literal["TruckCheckedIn"] = "TruckCheckedIn"
     plate: Plate
@@ -242,20 +255,98 @@ class TruckCheckedIn(Message):
     phone: str = Field(default="", max_length=32)
     capacity_g: int = Field(gt=0, le=100_000_000)
     refrigerated: bool
+    setpoint_tenths_c: int | None = Field(default=None, ge=-300, le=300)
+    destinations: tuple[Destination, ...] = Field(default=(), max_length=20)
     checked_in_by: Identifier
+
+    @model_validator(mode="after")
+    def _setpoint_only_for_reefers(self) -> TruckCheckedIn:
+        if self.refrigerated and self.setpoint_tenths_c is None:
+            raise ValueError("a refrigerated truck states its set-point")
+        if not self.refrigerated and self.setpoint_tenths_c is not None:
+            raise ValueError("a truck without refrigeration has no set-point")
+        return self
+
+
+class ShipmentLine(BaseModel):
+    """One trade's goods inside a shipment: enough to trace any melon on a truck to its farm."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    trade_id: str = Field(min_length=1, max_length=128)
+    lot_id: Identifier
+    farmer_id: Identifier
+    variety: Identifier
+    grade: Grade
+    crates: int = Field(ge=1)
+    weight_g: int = Field(gt=0)
+    traded_at: AwareDatetime
 
 
 class ShipmentAssigned(Message):
-    """Logistics staff put a shipment (the goods of one trade) on a truck."""
+    """Logistics staff put a shipment on a truck.
+
+    A shipment is what one merchant bought for one destination (and one cold-chain need) that was
+    waiting when staff assigned it; it carries its trades as lines, so the record alone says what
+    is on the truck and the yard can judge it without reading the trades. ``decision`` says whether
+    staff took a suggestion as it was, edited it, or assigned by hand.
+    """
 
     type: Literal["ShipmentAssigned"] = "ShipmentAssigned"
-    shipment_id: str
-    trade_id: str
-    lot_id: Identifier
+    visit_id: UUID
     plate: Plate
-    weight_g: int = Field(gt=0)
+    shipment_id: str = Field(min_length=1, max_length=128)
+    merchant_id: Identifier
+    destination: str = Field(max_length=64, description="Empty when the buyer named none")
     cold_chain: bool
+    lines: tuple[ShipmentLine, ...] = Field(min_length=1, max_length=1000)
+    weight_g: int = Field(gt=0)
+    decision: Literal["manual", "suggested", "edited"] = "manual"
+    suggestion_id: str | None = Field(default=None, max_length=64)
     assigned_by: Identifier
+
+    @model_validator(mode="after")
+    def _weight_adds_up(self) -> ShipmentAssigned:
+        if self.weight_g != sum(line.weight_g for line in self.lines):
+            raise ValueError("weight_g must be the sum of the lines' weights")
+        if len({line.trade_id for line in self.lines}) != len(self.lines):
+            raise ValueError("a trade is listed twice")
+        return self
+
+
+class ShipmentUnassigned(Message):
+    """Staff took a shipment back off a truck before it was loaded; its trades wait again."""
+
+    type: Literal["ShipmentUnassigned"] = "ShipmentUnassigned"
+    assignment_id: UUID = Field(description="The event id of the ShipmentAssigned taken back")
+    visit_id: UUID
+    plate: Plate
+    reason: str = Field(default="", max_length=200)
+    unassigned_by: Identifier
+
+
+class TruckStatusChanged(Message):
+    """A truck moved on: to a loading bay, loaded, or out of the gate."""
+
+    type: Literal["TruckStatusChanged"] = "TruckStatusChanged"
+    visit_id: UUID
+    plate: Plate
+    status: Literal["loading", "loaded", "departed"]
+    bay: int | None = Field(default=None, ge=1, le=99)
+    changed_by: Identifier
+
+    @model_validator(mode="after")
+    def _bay_when_loading(self) -> TruckStatusChanged:
+        if (self.status == "loading") != (self.bay is not None):
+            raise ValueError("a bay is given when, and only when, loading starts")
+        return self
+
+
+YardEvent = Annotated[
+    TruckCheckedIn | ShipmentAssigned | ShipmentUnassigned | TruckStatusChanged,
+    Field(discriminator="type"),
+]
+"""Every decision made in the yard, in the one order all dispatch instances fold them in."""
 
 
 class DeadLettered(Message):

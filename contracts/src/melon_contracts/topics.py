@@ -24,9 +24,8 @@ from melon_contracts.events import (
     LotGraded,
     LotWeighed,
     ScaleReading,
-    ShipmentAssigned,
     TradeExecuted,
-    TruckCheckedIn,
+    YardEvent,
 )
 
 Service = Literal["ingest", "pricing", "dispatch"]
@@ -150,23 +149,16 @@ BID_UPDATES = TopicSpec(
     cleanup_policy="compact",
     description="The latest state of every merchant's bid: resting, filled, cancelled, expired.",
 )
-TRUCKS_EVENTS = TopicSpec(
-    name="trucks.events",
+DISPATCH_YARD = TopicSpec(
+    name="dispatch.yard",
     key="plate",
-    value=TruckCheckedIn,
-    partitions=3,
+    value=YardEvent,
+    partitions=1,
     writer="dispatch",
     readers=("dispatch",),
-    description="Trucks at the gate and in the yard.",
-)
-DISPATCH_ASSIGNMENTS = TopicSpec(
-    name="dispatch.assignments",
-    key="plate",
-    value=ShipmentAssigned,
-    partitions=3,
-    writer="dispatch",
-    readers=("dispatch",),
-    description="Shipments put on trucks by logistics staff.",
+    description="Every decision in the truck yard: check-ins, assignments and take-backs, bays, "
+    "loaded, departed. One partition, so every dispatch instance folds the same decisions in the "
+    "same order and the log decides which of two racing decisions stands.",
 )
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -178,8 +170,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TRADES,
     BOARD_UPDATES,
     BID_UPDATES,
-    TRUCKS_EVENTS,
-    DISPATCH_ASSIGNMENTS,
+    DISPATCH_YARD,
 )
 
 

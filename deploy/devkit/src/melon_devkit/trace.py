@@ -1,7 +1,9 @@
 """Follow one lot (or bid, or plate) across every topic: ``python -m melon_devkit.trace MQ-0100``.
 
 Reads each registry topic from the beginning with a plain consumer (no group, nothing committed)
-and prints the events whose correlation id or key is the one asked for, oldest first.
+and prints the events whose correlation id or key is the one asked for, oldest first. A lot put on
+a truck is found inside the yard's assignments, and the truck's visit (check-in, bay, loaded,
+departed) is followed from there.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from melon_contracts.codec import UndecodableMessage, decode
 from melon_contracts.envelope import Message
-from melon_contracts.topics import TopicSpec, all_topics
+from melon_contracts.events import ShipmentAssigned, TruckCheckedIn
+from melon_contracts.topics import DISPATCH_YARD, TopicSpec, all_topics
 
 
 def read_topic(bootstrap: str, spec: TopicSpec) -> list[tuple[str | None, Message]]:
@@ -38,13 +41,38 @@ def read_topic(bootstrap: str, spec: TopicSpec) -> list[tuple[str | None, Messag
         consumer.close()
 
 
+def _about(message: Message, key: str | None, wanted: str, visits: set[str]) -> bool:
+    """Whether a record is about the id asked for, or about the truck visit that carried it."""
+    if wanted in (message.correlation_id, key):
+        return True
+    if isinstance(message, ShipmentAssigned):
+        lines = message.lines
+        if any(wanted in (line.lot_id, line.trade_id) for line in lines):
+            visits.add(str(message.visit_id))
+            return True
+    visit = getattr(message, "visit_id", None)
+    if isinstance(message, TruckCheckedIn):
+        visit = message.event_id
+    return visit is not None and str(visit) in visits
+
+
 def trace(bootstrap: str, wanted: str) -> list[tuple[str, str | None, Message]]:
-    found = [
-        (spec.name, key, message)
-        for spec in all_topics()
-        for key, message in read_topic(bootstrap, spec)
-        if wanted in (message.correlation_id, key)
-    ]
+    """Every record about ``wanted``; for a lot on a truck, also that truck's visit (in the yard's
+    log, records are keyed by plate and the lots are inside the assignments)."""
+    visits: set[str] = set()
+    found: list[tuple[str, str | None, Message]] = []
+    for spec in all_topics():
+        records = read_topic(bootstrap, spec)
+        if spec.name == DISPATCH_YARD.name:
+            # Assignments name the visits first, then the visit's other records can be picked.
+            for key, message in records:
+                if isinstance(message, ShipmentAssigned):
+                    _about(message, key, wanted, visits)
+        found.extend(
+            (spec.name, key, message)
+            for key, message in records
+            if _about(message, key, wanted, visits)
+        )
     return sorted(found, key=lambda row: row[2].occurred_at)
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dispatch.domain.errors import DispatchError
 from dispatch.service import DispatchService
 from melon_contracts.envelope import Message
-from melon_contracts.events import ShipmentAssigned, TradeExecuted, TruckCheckedIn
-from melon_contracts.topics import TopicSpec
+from melon_contracts.events import TradeExecuted
+from melon_contracts.topics import DISPATCH_YARD, TopicSpec
 from melon_contracts.transport import Handler
 
 
@@ -16,17 +15,13 @@ class RejectedRecord(ValueError):
 
 def make_handler(service: DispatchService) -> Handler:
     def handle(spec: TopicSpec, key: str | None, message: Message) -> None:
-        try:
-            match message:
-                case TradeExecuted():
-                    service.record_trade(message)
-                case TruckCheckedIn():
-                    service.record_check_in(message)
-                case ShipmentAssigned():
-                    service.record_assignment(message)
-                case _:
-                    raise RejectedRecord(f"dispatch does not read {type(message).__name__}")
-        except DispatchError as exc:
-            raise RejectedRecord(str(exc)) from exc
+        if spec.name == DISPATCH_YARD.name:
+            # A decision that does not stand is still a fact of the log, folded and counted,
+            # never dead-lettered: every instance must fold the same records.
+            service.record_yard(message)
+        elif isinstance(message, TradeExecuted):
+            service.record_trade(message)
+        else:
+            raise RejectedRecord(f"dispatch does not read {type(message).__name__}")
 
     return handle
