@@ -269,6 +269,25 @@ class Hall:
                 account_id, name, yuan_to_fen(limit_yuan), role=role, token=demo_token(account_id)
             )
 
+    def add_dispatch(
+        self, name: str, port: int, env: dict[str, str] | None = None
+    ) -> ServiceProcess:
+        """One more dispatch instance, on its own port against the same broker.
+
+        Start it with ``start([name])``. Instances share nothing but the yard's log, so any number
+        may run side by side.
+        """
+        hall_dispatch = self.services["dispatch"]
+        process = ServiceProcess(
+            name,
+            list(hall_dispatch.args),
+            {**hall_dispatch.env, "DISPATCH_PORT": str(port), **(env or {})},
+            hall_dispatch.log_file.with_name(f"{name}.log"),
+            health_url=f"http://127.0.0.1:{port}/healthz",
+        )
+        self.services[name] = process
+        return process
+
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{getattr(self.ports, service)}"
 
@@ -337,15 +356,10 @@ def run(with_demo: bool = True) -> int:
         took = hall.start()
         print(f"  services ready ({took:.1f}s); logs in {var_dir() / 'log'}", flush=True)
         if with_demo:
-            from melon_devkit.demo import feed
+            # Imported here: the simulated day builds on this module's ports and scales.
+            from melon_devkit.simday import Urls, demo_day
 
-            feed(
-                hall.url("ingest"),
-                hall.url("pricing"),
-                hall.url("dispatch"),
-                hall.url("scales"),
-                out=sys.stdout,
-            )
+            demo_day(Urls.local(hall.ports), out=sys.stdout)
         _print_urls(hall, broker)
         while all(service.exited() is None for service in hall.services.values()):
             time.sleep(1)
@@ -377,6 +391,7 @@ def _print_urls(hall: Hall, broker: Broker) -> None:
         f"  merchant page              {hall.url('pricing')}/merchant   "
         "(demo token: demo-merchant-lanzhou)\n"
         f"  dispatch (trucks)          {hall.url('dispatch')}/docs\n"
+        f"  dispatch board             {hall.url('dispatch')}/dispatch\n"
         f"  Kafka                      {broker.bootstrap}\n"
         "Press Ctrl-C to stop.",
         flush=True,
