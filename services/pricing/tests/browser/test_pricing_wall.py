@@ -203,7 +203,7 @@ def test_twelve_books_fit_a_1920x1080_wall_without_scrolling(
 def test_a_dropped_stream_reconnects_and_catches_up(hall: Hall, page: Page) -> None:
     hall.publish(board_line(best_bid=560))
     open_wall(page)
-    # When the server ends the stream (as it does for a watcher that fell behind)
+    # When the server ends the stream (as it does when the API shuts down)
     hall.feed.stop()
     hall.publish(board_line(best_bid=590))
     # Then the wall reconnects by itself and shows the line it missed

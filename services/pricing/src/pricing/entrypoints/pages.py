@@ -1,16 +1,17 @@
 """The trading hall's pages: the LED wall's price board and the merchant's desk, and their stream.
 
-``GET /board/stream`` sends the board as server-sent events: every book's line first, then each
-change as the matcher publishes it. ``GET /wall`` is the big screen in the hall; ``GET /merchant``
-is where a merchant, with the token the cooperative issued, watches the books they trade and
-places, amends and cancels bids. Both are plain HTML with their CSS and JavaScript served from the
-package (``pricing/web``): no build step and nothing fetched from outside the hall. Every label
-exists in Chinese (the default) and English.
+``GET /board/stream`` sends the board as server-sent events: every book's line first, then the
+changes as the matcher publishes them (a watcher that falls behind gets the newest line of each
+book that changed, not every line in between). ``GET /wall`` is the big screen in the hall;
+``GET /merchant`` is where a merchant, with the token the cooperative issued, watches the books
+they trade and places, amends and cancels bids. Both are plain HTML with their CSS and
+JavaScript served from the package (``pricing/web``): no build step and nothing fetched from
+outside the hall. Every label exists in Chinese (the default) and English.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 from collections.abc import AsyncGenerator, Callable, Mapping
 from html import escape
@@ -247,7 +248,8 @@ def install(
     @app.get("/board/stream")
     async def board_stream() -> StreamingResponse:
         """Server-sent events: a ``board`` event per book (the snapshot), ``ready``, then a
-        ``board`` event per change; a comment every 15 s while the board is quiet."""
+        ``board`` event per change (only the newest of a book for a watcher behind); a comment
+        every 15 s while the board is quiet."""
         return StreamingResponse(
             board_events(feed, heartbeat_s, view),
             media_type="text/event-stream",
@@ -267,33 +269,40 @@ async def board_events(
     feed: BoardFeed,
     heartbeat_s: float = HEARTBEAT_S,
     view: Callable[[BoardUpdated], dict[str, Any]] = line_view,
-) -> AsyncGenerator[str, None]:
-    """The board stream's frames: snapshot, ``ready``, then changes, with heartbeat comments.
+) -> AsyncGenerator[bytes, None]:
+    """The board stream's chunks: the snapshot and ``ready``, then changes, or a heartbeat.
 
-    Ends when the feed drops this watcher for falling behind; the browser then reconnects after
-    ``RETRY_MS`` and starts again from a fresh snapshot.
+    The first chunk is ``retry``, every book's line and ``ready``; after it, each chunk is every
+    line the watcher had pending when it woke, at most one per book and the newest of each (a
+    watcher that falls behind skips lines no one needs any more instead of being dropped), or a
+    heartbeat comment after ``heartbeat_s`` without one. Ends when the feed stops; the browser
+    then reconnects after ``RETRY_MS`` and starts again from a fresh snapshot.
     """
-    async with feed.subscribe() as lines:
-        yield f"retry: {RETRY_MS}\n\n"
-        waiting = len(lines.snapshot)
-        if not waiting:
-            yield _frame("ready", {"books": 0})
+    render = board_frame(view)
+    async with feed.subscribe() as watcher:
+        snapshot = watcher.snapshot
+        ready = _frame("ready", {"books": len(snapshot)}).encode()
+        yield b"".join([_RETRY, *(posted.frame(render) for posted in snapshot), ready])
         while True:
-            try:
-                # Not wait_for: on Python 3.11 it can lose a line that arrives as the time runs
-                # out; a timeout only ever interrupts the wait, never a line already taken.
-                async with asyncio.timeout(heartbeat_s):
-                    line = await lines.get()
-            except TimeoutError:
-                yield ": heartbeat\n\n"
-                continue
-            if line is None:
+            batch = await watcher.take(heartbeat_s)
+            if batch is None:
                 return
-            yield _frame("board", view(line))
-            if waiting:
-                waiting -= 1
-                if not waiting:
-                    yield _frame("ready", {"books": len(lines.snapshot)})
+            yield b"".join([posted.frame(render) for posted in batch]) if batch else _HEARTBEAT
+
+
+@functools.lru_cache(maxsize=8)
+def board_frame(view: Callable[[BoardUpdated], dict[str, Any]]) -> Callable[[BoardUpdated], bytes]:
+    """The ``board`` frame of a line as ``view`` shows it; one function per view, so the feed's
+    ``Posted`` keeps a line's frame for every stream of that view."""
+
+    def render(line: BoardUpdated) -> bytes:
+        return _frame("board", view(line)).encode()
+
+    return render
+
+
+_RETRY = f"retry: {RETRY_MS}\n\n".encode()
+_HEARTBEAT = b": heartbeat\n\n"
 
 
 def _frame(event: str, data: Mapping[str, Any]) -> str:
