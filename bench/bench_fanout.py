@@ -15,22 +15,32 @@ EventSource would: HTTP/1.1, chunked), spread over ``--client-processes`` proces
 waits for the snapshot and ``ready`` before the first update is sent. A watcher notes the wall
 time every frame arrives; its ``updated_at`` is the line's ``occurred_at``, so delivery latency
 is arrival minus ``occurred_at``: producer, broker, the API's reader, the feed's fan-out, the SSE
-write and the client's read. Watchers do not reconnect: one the API drops for falling a whole
-queue behind counts as dropped, and the lines it missed as ``missing_dropped``. The run waits a
-bounded time for the last lines (``--updates / --rate`` seconds, at least 10); lines a watcher
-still on the stream has not read by then are ``missing_late``, and the latency percentiles are
-over the lines that arrived. The API queues at most 256 lines per watcher, so with fewer
-``--updates`` than that no watcher can be dropped: an API that falls behind shows as latency and
-late lines instead.
+write and the client's read.
+
+The API drops no watcher for being slow. Each watcher holds at most one pending line per book: a
+newer line of a book replaces the one still waiting, and a watcher that falls behind skips to the
+newest line of each book. So a sent line a watcher never read is ``skipped_conflated`` when it
+later read a newer line of the same book (what the API should do), and ``missing_late`` when it
+read none by the end of the wait. A watcher is complete once it has read the newest line sent of
+every book that changed; the wait ends as soon as every watcher is complete or has lost its
+stream, and at ``--updates / --rate`` seconds (at least 10) after the last send otherwise.
+Watchers do not reconnect: one whose stream ended (the API ends streams when it shuts down)
+counts as ended. The latency percentiles are over the lines that arrived; lines received per
+watcher per second are over the window from the first send to the last arrival.
+
+The API's own counters (``/metrics``) are read before the watchers connect and after they left:
+streams open, lines its streams took (delivered) and lines replaced before a stream took them
+(conflated). Its delivered count should equal what the watchers received; the output shows both.
 
 The API's memory is its VmRSS (``/proc/<pid>/status``) before anyone subscribes, with every
 watcher connected, at the end with them still connected, and after they left; its CPU is
-utime + stime (``/proc/<pid>/stat``) while the watchers connect and while the updates flow. The
-client processes measure their own CPU over the same window: one near a whole core means the
-clients, not the API, set the latencies.
+utime + stime (``/proc/<pid>/stat``) while the watchers connect, and from the first update
+until the wait for the last lines ended. The client processes measure their own CPU over the
+same window: one near a whole core means the clients, not the API, set the latencies.
 
 With ``--bootstrap`` the lines land on that broker's board for good (the topic is compacted),
-each book's trade count continued from what the board held, so a wall watching it shows them.
+each book's trade count continued from what the board held, so a wall watching it shows them;
+lines another writer sends meanwhile count in the API's delivered but not in the watchers'.
 """
 
 from __future__ import annotations
@@ -263,12 +273,12 @@ class PricingApi:
         return {line["book"]: int(line["trades"]) for line in lines}
 
     def metrics(self, timeout_s: float) -> dict[str, float]:
-        """The feed's own counters: streams open, dropped, lines queued for watchers; empty when
-        the API did not answer within ``timeout_s``."""
+        """The feed's own counters: streams open, lines its streams took, lines conflated;
+        empty when the API did not answer within ``timeout_s``."""
         wanted = {
             "melon_pricing_board_subscribers": "subscribers",
-            "melon_pricing_board_subscribers_dropped_total": "dropped",
-            "melon_pricing_board_updates_delivered_total": "queued",
+            "melon_pricing_board_updates_delivered_total": "delivered",
+            "melon_pricing_board_updates_conflated_total": "conflated",
         }
         try:
             text = httpx.get(f"{self.url}/metrics", timeout=timeout_s).text
@@ -320,17 +330,28 @@ def tail(path: Path, lines: int = 20) -> str:
 
 
 class Finish:
-    """Set once every watcher of a process has read ``target`` lines, or lost its stream."""
+    """Set once every watcher of a process has read the newest sent line of every book that
+    changed (it is complete), or lost its stream."""
 
     def __init__(self) -> None:
-        self.target: int | None = None
+        self.newest: frozenset[int] | None = None
         self.left = 0
         self.done = asyncio.Event()
+        self._micros: dict[bytes, int] = {}
 
-    def expect(self, target: int, watchers: list[Watcher]) -> None:
-        self.target, self.left = target, len(watchers)
+    def micros(self, stamp: bytes) -> int:
+        """An ``updated_at`` as microseconds; every watcher reads the same stamps, so each is
+        parsed once per process."""
+        found = self._micros.get(stamp)
+        if found is None:
+            found = self._micros[stamp] = parse_micros(stamp.decode("ascii"))
+        return found
+
+    def expect(self, newest: frozenset[int], watchers: list[Watcher]) -> None:
+        """``newest``: the ``occurred_at`` of each book's last sent line."""
+        self.newest, self.left = newest, len(watchers)
         for watcher in watchers:
-            watcher.check()
+            watcher.catch_up()
         if not self.left:
             self.done.set()
 
@@ -353,6 +374,7 @@ class Watcher(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.ready = asyncio.get_running_loop().create_future()
         self.arrivals: list[tuple[bytes, float]] = []
+        self.newest_read: set[int] = set()
         self.snapshot = 0
         self.ended = False
         self.error = ""
@@ -369,11 +391,22 @@ class Watcher(asyncio.Protocol):
         self.transport = transport
         transport.write(self.request)
 
+    def catch_up(self) -> None:
+        """Note the lines that arrived before the newest of each book were known."""
+        for stamp, _ in self.arrivals:
+            self.note(stamp)
+        self.check()
+
+    def note(self, stamp: bytes) -> None:
+        newest = self.finish.newest
+        if newest is not None and (at := self.finish.micros(stamp)) in newest:
+            self.newest_read.add(at)
+
     def check(self) -> None:
-        target = self.finish.target
-        if self.finished or target is None:
+        newest = self.finish.newest
+        if self.finished or newest is None:
             return
-        if self.ended or len(self.arrivals) >= target:
+        if self.ended or len(self.newest_read) == len(newest):
             self.finished = True
             self.finish.one_more()
 
@@ -404,7 +437,7 @@ class Watcher(asyncio.Protocol):
         if body:
             self._frames(body, now)
         if self.ended:
-            # The API ended the stream (it dropped this watcher); a browser would reconnect.
+            # The API ended the stream (it is shutting down); a browser would reconnect.
             self.close()
             if not self.ready.done():
                 self.ready.set_exception(BenchError("the stream ended before ready"))
@@ -418,6 +451,7 @@ class Watcher(asyncio.Protocol):
                     stamp = UPDATED_AT.search(frame)
                     if stamp is not None:
                         self.arrivals.append((stamp.group(1), now))
+                        self.note(stamp.group(1))
                         self.check()
                 else:
                     self.snapshot += 1
@@ -475,8 +509,9 @@ def client_process(conn: Connection, port: int, count: int, timeouts: tuple[floa
 async def run_watchers(
     conn: Connection, port: int, count: int, connect_timeout_s: float, drain_timeout_s: float
 ) -> None:
-    """Open ``count`` streams and report; take the sent lines' times, wait for them, report the
-    latencies; close when told and report that too."""
+    """Open ``count`` streams and report; take the sent lines' times and books, wait until every
+    watcher is complete (or the bound), report what each read; close when told and report that
+    too."""
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(CONNECTING_AT_ONCE)
     finish = Finish()
@@ -508,35 +543,55 @@ async def run_watchers(
             "snapshot": min((w.snapshot for w in watchers), default=0),
         }
     )
-    expected: list[int] | None = await loop.run_in_executor(None, conn.recv)
+    expected: list[tuple[int, str]] | None = await loop.run_in_executor(None, conn.recv)
     if expected is None:
         return
-    finish.expect(len(expected), watchers)
+    last_of_book = {book: index for index, (_, book) in enumerate(expected)}
+    finish.expect(frozenset(expected[index][0] for index in last_of_book.values()), watchers)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(drain_timeout_s):
             await finish.done.wait()
     cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
-    sent = {stamp: None for stamp in expected}
-    latencies: list[float] = []
-    delivered: list[int] = []
+    report: dict[str, Any] = {
+        "latencies": [],
+        "received": [],
+        "skipped": [],
+        "late": [],
+        "duplicates": 0,
+        "complete": [],
+        "ended": [w.ended for w in watchers],
+        "last_arrival": 0.0,
+        "errors": sorted({w.error for w in watchers if w.error})[:5],
+        "cpu_s": cpu_s,
+        "wall_s": wall_s,
+    }
+    index_of = {at: index for index, (at, _) in enumerate(expected)}
     for watcher in watchers:
-        got = 0
+        read: set[int] = set()
         for stamp, arrived in watcher.arrivals:
-            occurred = parse_micros(stamp.decode("ascii"))
-            if occurred in sent:
-                got += 1
-                latencies.append(arrived - occurred / 1e6)
-        delivered.append(got)
-    conn.send(
-        {
-            "latencies": latencies,
-            "delivered": delivered,
-            "ended": [w.ended for w in watchers],
-            "errors": sorted({w.error for w in watchers if w.error})[:5],
-            "cpu_s": cpu_s,
-            "wall_s": wall_s,
-        }
-    )
+            index = index_of.get(finish.micros(stamp))
+            if index is None:
+                continue  # another writer's line (``--bootstrap``)
+            if index in read:
+                report["duplicates"] += 1
+                continue
+            read.add(index)
+            report["latencies"].append(arrived - expected[index][0] / 1e6)
+            report["last_arrival"] = max(report["last_arrival"], arrived)
+        newest_read: dict[str, int] = {}
+        for index in read:
+            book = expected[index][1]
+            newest_read[book] = max(index, newest_read.get(book, -1))
+        superseded = sum(
+            1
+            for index, (_, book) in enumerate(expected)
+            if index not in read and newest_read.get(book, -1) > index
+        )
+        report["received"].append(len(read))
+        report["skipped"].append(superseded)
+        report["late"].append(len(expected) - len(read) - superseded)
+        report["complete"].append(all(index in read for index in last_of_book.values()))
+    conn.send(report)
     await loop.run_in_executor(None, conn.recv)
     for watcher in watchers:
         watcher.close()
@@ -628,19 +683,27 @@ class Figures:
     publish_rate: float = 0.0
     publish_ms_p50: float = 0.0
     publish_ms_max: float = 0.0
+    drain_s: float = 0.0
+    """From the last send until every watcher was complete, or the wait's bound."""
     expected: int = 0
     delivered: int = 0
+    """Sent lines the watchers received, each counted once per watcher."""
+    skipped_conflated: int = 0
     missing_late: int = 0
-    missing_dropped: int = 0
     missing_unconnected: int = 0
+    duplicates: int = 0
     clients_complete: int = 0
     clients_ended: int = 0
     latency_ms: dict[str, float] = field(default_factory=dict)
+    received_per_watcher_per_s: dict[str, float] = field(default_factory=dict)
     server_rss_kb: dict[str, int] = field(default_factory=dict)
     server_rss_kb_per_client: float = 0.0
     server_cpu_s: dict[str, float] = field(default_factory=dict)
     server_cpu_share: float = 0.0
     server_counters: dict[str, float] = field(default_factory=dict)
+    """Streams left open after the watchers did; lines delivered and conflated during the run."""
+    api_delivered_matches: bool | None = None
+    """The API's delivered counter equals the lines the watchers received; None without it."""
     client_cpu_s: list[float] = field(default_factory=list)
     client_cpu_share: list[float] = field(default_factory=list)
     client_errors: list[str] = field(default_factory=list)
@@ -661,9 +724,10 @@ def raise_open_files(clients: int) -> int:
     return wanted
 
 
-def publish(publisher: KafkaPublisher, tape: Tape, figures: Figures) -> list[int]:
-    """Send the updates at the rate; returns every line's ``occurred_at`` in microseconds."""
-    sent: list[int] = []
+def publish(publisher: KafkaPublisher, tape: Tape, figures: Figures) -> list[tuple[int, str]]:
+    """Send the updates at the rate; returns every line's ``occurred_at`` in microseconds and its
+    book, in the order sent."""
+    sent: list[tuple[int, str]] = []
     took: list[float] = []
     starts: list[float] = []
     began = time.perf_counter()
@@ -677,7 +741,7 @@ def publish(publisher: KafkaPublisher, tape: Tape, figures: Figures) -> list[int
         line = BoardUpdated(occurred_at=datetime.now(UTC), **fields)
         publisher.publish(BOARD_UPDATES, line.book, line)
         took.append(time.perf_counter() - started)
-        sent.append(micros(line.occurred_at))
+        sent.append((micros(line.occurred_at), line.book))
     figures.publish_s = time.perf_counter() - began
     took.sort()
     # Between the first send and the last: n lines span n - 1 intervals.
@@ -685,6 +749,10 @@ def publish(publisher: KafkaPublisher, tape: Tape, figures: Figures) -> list[int
     figures.publish_rate = (len(starts) - 1) / spread if spread else 0.0
     figures.publish_ms_p50 = percentile(took, 0.5) * 1e3
     figures.publish_ms_max = took[-1] * 1e3 if took else 0.0
+    if len({at for at, _ in sent}) < len(sent):
+        raise BenchError(
+            "two lines were sent in the same microsecond; watchers tell them apart by it"
+        )
     return sent
 
 
@@ -711,6 +779,7 @@ def measure(api: PricingApi, publisher: KafkaPublisher, figures: Figures, timeou
     seed_board(api, publisher, tape, timeout_s)
     rss = figures.server_rss_kb
     rss["idle"] = api.rss_kb()
+    before = api.metrics(timeout_s)
     cpu0 = api.cpu_s()
     drain_s = max(10.0, figures.updates / figures.rate)
     clients = Clients(api.port, figures.clients, figures.client_processes, timeout_s, drain_s)
@@ -727,18 +796,29 @@ def measure(api: PricingApi, publisher: KafkaPublisher, figures: Figures, timeou
             f"{figures.connected}/{figures.clients} watchers on the stream in "
             f"{figures.connect_s:.1f}s; sending {figures.updates} updates at {figures.rate:g}/s"
         )
+        first_sent_at = time.time()
         sent = publish(publisher, tape, figures)
+        last_sent = time.perf_counter()
         clients.tell(sent)
         results = clients.gather(drain_s + 30, "the lines they read")
-        progress("the watchers have read what they could; closing them")
-        rss["end"] = api.rss_kb()
         cpu2, wall2 = api.cpu_s(), time.perf_counter()
+        figures.drain_s = round(wall2 - last_sent, 2)
+        progress(f"the watchers have read what they could in {figures.drain_s:.1f}s; closing them")
+        rss["end"] = api.rss_kb()
         clients.tell("close")
         clients.gather(30, "their streams closed")
     finally:
         clients.tell(None)
         clients.stop()
-    figures.server_counters = wait_for_no_subscribers(api, 10.0)
+    after = wait_for_no_subscribers(api, 10.0)
+    if after:
+        figures.server_counters = {
+            "subscribers": after.get("subscribers", 0.0),
+            **{
+                key: after.get(key, 0.0) - before.get(key, 0.0)
+                for key in ("delivered", "conflated")
+            },
+        }
     rss["after_close"] = api.rss_kb()
     figures.server_cpu_s = {
         "connect": round(cpu1 - cpu0, 2),
@@ -749,7 +829,7 @@ def measure(api: PricingApi, publisher: KafkaPublisher, figures: Figures, timeou
         figures.server_rss_kb_per_client = round(
             (rss["connected"] - rss["idle"]) / figures.connected, 1
         )
-    summarize(figures, sent, results)
+    summarize(figures, len(sent), first_sent_at, results)
 
 
 def wait_for_no_subscribers(api: PricingApi, timeout_s: float) -> dict[str, float]:
@@ -764,20 +844,28 @@ def wait_for_no_subscribers(api: PricingApi, timeout_s: float) -> dict[str, floa
     return found
 
 
-def summarize(figures: Figures, sent: list[int], results: list[dict[str, Any]]) -> None:
+def summarize(
+    figures: Figures, sent: int, first_sent_at: float, results: list[dict[str, Any]]
+) -> None:
     latencies = sorted(value for answer in results for value in answer["latencies"])
-    delivered = [count for answer in results for count in answer["delivered"]]
-    figures.expected = figures.clients * len(sent)
-    figures.delivered = sum(delivered)
-    ended = [flag for answer in results for flag in answer["ended"]]
-    for count, flag in zip(delivered, ended, strict=True):
-        if flag:
-            figures.missing_dropped += len(sent) - count
-        else:
-            figures.missing_late += len(sent) - count
-    figures.missing_unconnected = (figures.clients - len(delivered)) * len(sent)
-    figures.clients_complete = sum(1 for count in delivered if count == len(sent))
-    figures.clients_ended = sum(ended)
+    received = [count for answer in results for count in answer["received"]]
+    figures.expected = figures.clients * sent
+    figures.delivered = sum(received)
+    figures.skipped_conflated = sum(sum(answer["skipped"]) for answer in results)
+    figures.missing_late = sum(sum(answer["late"]) for answer in results)
+    figures.missing_unconnected = (figures.clients - len(received)) * sent
+    figures.duplicates = sum(answer["duplicates"] for answer in results)
+    figures.clients_complete = sum(sum(answer["complete"]) for answer in results)
+    figures.clients_ended = sum(sum(answer["ended"]) for answer in results)
+    window = max((answer["last_arrival"] for answer in results), default=0.0) - first_sent_at
+    if received and window > 0:
+        figures.received_per_watcher_per_s = {
+            "mean": round(figures.delivered / len(received) / window, 2),
+            "min": round(min(received) / window, 2),
+            "sent": round(sent / window, 2),
+        }
+    if "delivered" in figures.server_counters:
+        figures.api_delivered_matches = figures.server_counters["delivered"] == figures.delivered
     figures.client_errors = [e for answer in results for e in answer["errors"]][:5]
     figures.client_cpu_s = [round(answer["cpu_s"], 2) for answer in results]
     figures.client_cpu_share = [
@@ -816,15 +904,18 @@ def table(figures: Figures) -> str:
         ("watchers on the stream", f"{figures.connected:,} of {figures.clients:,}"),
         ("updates sent", f"{figures.updates:,} at {figures.publish_rate:.1f}/s"),
         (
-            "lines delivered",
-            f"{figures.delivered:,} of {figures.expected:,} (missing: "
-            f"{figures.missing_late:,} late, {figures.missing_dropped:,} dropped, "
-            f"{figures.missing_unconnected:,} never connected)",
+            "lines received",
+            f"{figures.delivered:,} of {figures.expected:,}, "
+            f"{figures.skipped_conflated:,} skipped for a newer line (missing: "
+            f"{figures.missing_late:,} late, {figures.missing_unconnected:,} never connected"
+            f"{f', {figures.duplicates:,} twice' if figures.duplicates else ''})",
         ),
         (
-            "watchers complete / dropped",
-            f"{figures.clients_complete:,} / {figures.clients_ended:,}",
+            "watchers complete / ended",
+            f"{figures.clients_complete:,} / {figures.clients_ended:,} "
+            f"(drained {figures.drain_s:.1f}s after the last send)",
         ),
+        ("lines per watcher per s", per_watcher(figures.received_per_watcher_per_s)),
         (
             "latency ms p50 p95 p99 max",
             f"{latency['p50']:.1f}  {latency['p95']:.1f}  {latency['p99']:.1f}  "
@@ -844,7 +935,7 @@ def table(figures: Figures) -> str:
             "client CPU share of a core",
             "  ".join(f"{share:.0%}" for share in figures.client_cpu_share),
         ),
-        ("API's own counters", counters(figures.server_counters)),
+        ("API's own counters", counters(figures)),
         (
             "connect s / publish ms p50 max",
             f"{figures.connect_s:.1f} / {figures.publish_ms_p50:.1f} {figures.publish_ms_max:.1f}",
@@ -854,12 +945,24 @@ def table(figures: Figures) -> str:
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
-def counters(found: dict[str, float]) -> str:
+def per_watcher(rates: dict[str, float]) -> str:
+    if not rates:
+        return "no line arrived"
+    return (
+        f"{rates['mean']:.1f} mean, {rates['min']:.1f} slowest "
+        f"(lines sent: {rates['sent']:.1f}/s over the same window)"
+    )
+
+
+def counters(figures: Figures) -> str:
+    found = figures.server_counters
     if not found:
         return "/metrics did not answer within 10 s of the watchers leaving"
+    agree = "equal" if figures.api_delivered_matches else "DIFFERENT"
     return (
-        f"{found.get('dropped', 0):,.0f} dropped, {found.get('queued', 0):,.0f} lines queued, "
-        f"{found.get('subscribers', 0):,.0f} streams left after the watchers did"
+        f"{found['delivered']:,.0f} delivered ({agree} to the watchers' "
+        f"{figures.delivered:,}), {found['conflated']:,.0f} conflated, "
+        f"{found['subscribers']:,.0f} streams left after the watchers did"
     )
 
 

@@ -120,8 +120,13 @@ def test_the_board_fanout_benchmark_runs_and_writes_its_figures(tmp_path: Path) 
     assert run.returncode == 0, run.stdout + run.stderr
     figures = json.loads(out.read_text(encoding="utf-8"))["figures"]
     assert figures["connected"] == 20 and figures["expected"] == 20 * 20
-    assert figures["delivered"] == figures["expected"], figures
-    assert figures["clients_complete"] == 20 and figures["clients_ended"] == 0
+    assert figures["clients_complete"] == 20 and figures["clients_ended"] == 0, figures
+    assert figures["delivered"] + figures["skipped_conflated"] == figures["expected"], figures
+    assert figures["missing_late"] == 0 and figures["duplicates"] == 0, figures
+    assert figures["server_counters"]["delivered"] == figures["delivered"], figures
+    assert figures["api_delivered_matches"] is True
+    rates = figures["received_per_watcher_per_s"]
+    assert 0 < rates["min"] <= rates["mean"] <= rates["sent"], rates
     latency = figures["latency_ms"]
     assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
     rss = figures["server_rss_kb"]
