@@ -537,12 +537,8 @@ class Yard:
 
     def waiting(self) -> list[Shipment]:
         """Shipments of the trades no standing assignment holds, longest waiting first."""
-        groups: dict[str, list[Trade]] = {}
-        for trade in self._trades.values():
-            if trade.trade_id not in self._assigned:
-                groups.setdefault(trade.shipment_id, []).append(trade)
-        shipments = [_shipment(trades) for trades in groups.values()]
-        return sorted(shipments, key=lambda s: (s.waiting_since, s.shipment_id))
+        free = (t for t in self._trades.values() if t.trade_id not in self._assigned)
+        return sorted(group_by_shipment(free), key=lambda s: (s.waiting_since, s.shipment_id))
 
     def shipment(self, shipment_id: str) -> Shipment:
         """A waiting shipment by id."""
