@@ -24,6 +24,10 @@ class Grade(StrEnum):
     def zh(self) -> str:
         return _GRADE_ZH[self]
 
+    @property
+    def en(self) -> str:
+        return GRADE_EN[self]
+
 
 _GRADE_ZH = {
     Grade.EXTRA: "特级",
@@ -31,6 +35,14 @@ _GRADE_ZH = {
     Grade.CLASS_II: "二级",
     Grade.OUT_OF_GRADE: "等外",
 }
+
+GRADE_EN = {
+    Grade.EXTRA: "Extra",
+    Grade.CLASS_I: "Class I",
+    Grade.CLASS_II: "Class II",
+    Grade.OUT_OF_GRADE: "Out of grade",
+}
+"""Grade -> its English name, as the pages' English switch shows it."""
 
 VARIETIES: dict[str, tuple[str, str]] = {
     "ganmibao": ("甘蜜宝", "Ganmibao"),

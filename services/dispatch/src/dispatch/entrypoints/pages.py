@@ -21,14 +21,13 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
 
 from dispatch.domain.errors import UnknownTruck
 from dispatch.domain.yard import Assign, Line, TruckStatus, Visit, Yard, normalize_plate, tenths_c
 from dispatch.service import DispatchService
 from melon_contracts.events import COLD_CHAIN_MAX_TENTHS_C, COLD_CHAIN_MIN_TENTHS_C
-from melon_contracts.pages import WebAssets, render, script_json
-from melon_contracts.reference import VARIETIES, Grade
+from melon_contracts.pages import COMMON, WebAssets, render, script_json
+from melon_contracts.reference import GRADE_EN, VARIETIES, Grade
 from melon_contracts.units import g_to_kg
 
 Lang = Literal["zh", "en"]
@@ -38,13 +37,6 @@ STATIC_URL = "/static/dispatch"
 
 HALL_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 """The hall's clock; China keeps no daylight saving time, so a fixed offset is exact."""
-
-GRADE_EN = {
-    Grade.EXTRA: "Extra",
-    Grade.CLASS_I: "Class I",
-    Grade.CLASS_II: "Class II",
-    Grade.OUT_OF_GRADE: "Out of grade",
-}
 
 _COMMON_TEXT: dict[str, tuple[str, str]] = {
     "hall": ("民勤蜜瓜交易大厅", "Melon Hall"),
@@ -291,7 +283,8 @@ def language(value: str | None) -> Lang:
 
 def install_pages(app: FastAPI, service: DispatchService) -> None:
     """Add the dispatch board, the dispatch note and their static files."""
-    app.mount(STATIC_URL, StaticFiles(directory=WEB_DIR / "static"), name="dispatch-static")
+    COMMON.mount(app, "common-static")
+    _ASSETS.mount(app, "dispatch-static")
 
     @app.get("/dispatch", response_class=HTMLResponse, include_in_schema=False)
     def dispatch_board(lang: str = "zh") -> HTMLResponse:
@@ -352,6 +345,9 @@ def board_html(lang: Lang) -> str:
     values.update(_switch("/dispatch", lang))
     values.update(
         {
+            "base_css": escape(COMMON.url("base.css")),
+            "controls_css": escape(COMMON.url("controls.css")),
+            "api_js": escape(COMMON.url("api.js")),
             "css_url": escape(asset_url("board.css")),
             "js_url": escape(asset_url("board.js")),
             "config_json": script_json(config),
@@ -537,6 +533,7 @@ def note_html(lang: Lang, note: Note) -> str:
     values.update(_switch(escape_path(path), lang, f"visit={note.visit_id}"))
     values.update(
         {
+            "base_css": escape(COMMON.url("base.css")),
             "css_url": escape(asset_url("note.css")),
             "js_url": escape(asset_url("note.js")),
             "board_url": "/dispatch" if lang == "zh" else "/dispatch?lang=en",
@@ -561,6 +558,7 @@ def not_found_html(lang: Lang, plate: str) -> str:
     values.update(_switch(escape_path(f"/trucks/{plate}/note"), lang))
     values.update(
         {
+            "base_css": escape(COMMON.url("base.css")),
             "css_url": escape(asset_url("note.css")),
             "board_url": "/dispatch" if lang == "zh" else "/dispatch?lang=en",
             "detail": escape(text["not_found.detail"].replace("{plate}", normalize_plate(plate))),

@@ -19,10 +19,9 @@ from urllib.parse import urlencode
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
 
-from melon_contracts.pages import WebAssets, render, script_json
-from melon_contracts.reference import VARIETIES
+from melon_contracts.pages import COMMON, WebAssets, render, script_json
+from melon_contracts.reference import VARIETIES, Grade
 
 Lang = Literal["zh", "en"]
 
@@ -35,12 +34,7 @@ HALL_TIME = timezone(timedelta(hours=8), "CST")
 DEFECT_KINDS = ("cracked", "sunburn", "bruise", "rot", "misshapen")
 """Defect kinds the console offers when the active grading profile does not name its own."""
 
-_GRADE_EN = {
-    "extra": "Extra",
-    "class_i": "Class I",
-    "class_ii": "Class II",
-    "out_of_grade": "Out of grade",
-}
+_GRADE_EN = {grade.value: grade.en for grade in Grade}
 
 _CONSOLE_TEXT: dict[str, tuple[str, str]] = {
     "app.title": ("民勤蜜瓜交易大厅 · 过磅台", "Melon Hall · weigh station"),
@@ -199,7 +193,8 @@ _TICKET_TEXT: dict[str, tuple[str, str]] = {
 
 def install(app: FastAPI) -> None:
     """Add the console page and its static files to the ingest API."""
-    app.mount(STATIC_URL, StaticFiles(directory=WEB_DIR / "static"), name="ingest-static")
+    COMMON.mount(app, "common-static")
+    _ASSETS.mount(app, "ingest-static")
 
     @app.get("/console", response_class=HTMLResponse, include_in_schema=False)
     def console(station: str | None = None, lang: str = "zh") -> HTMLResponse:
@@ -234,6 +229,9 @@ def console_html(station: str | None, lang: Lang) -> str:
             "en_url": escape(console_url(station, "en")),
             "zh_current": "page" if lang == "zh" else "false",
             "en_current": "page" if lang == "en" else "false",
+            "base_css": escape(COMMON.url("base.css")),
+            "controls_css": escape(COMMON.url("controls.css")),
+            "api_js": escape(COMMON.url("api.js")),
             "css_url": escape(asset_url("console.css")),
             "js_url": escape(asset_url("console.js")),
             "variety_options": _variety_options(lang),

@@ -20,11 +20,10 @@ from typing import Any, Literal
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, StreamingResponse
-from fastapi.staticfiles import StaticFiles
 
 from melon_contracts.events import BoardUpdated
-from melon_contracts.pages import WebAssets, render, script_json
-from melon_contracts.reference import VARIETIES, Grade
+from melon_contracts.pages import COMMON, WebAssets, render, script_json
+from melon_contracts.reference import GRADE_EN, VARIETIES, Grade
 from melon_contracts.units import fen_to_yuan, g_to_kg
 from pricing.adapters.board_feed import BoardFeed
 
@@ -38,13 +37,6 @@ HEARTBEAT_S = 15.0
 
 RETRY_MS = 2_000
 """How long a browser waits before reconnecting a stream that ended."""
-
-GRADE_EN = {
-    Grade.EXTRA: "Extra",
-    Grade.CLASS_I: "Class I",
-    Grade.CLASS_II: "Class II",
-    Grade.OUT_OF_GRADE: "Out of grade",
-}
 
 _COMMON_TEXT: dict[str, tuple[str, str]] = {
     "hall": ("民勤蜜瓜交易大厅", "Melon Hall"),
@@ -243,7 +235,8 @@ def install(
     view: Callable[[BoardUpdated], dict[str, Any]] = line_view,
 ) -> None:
     """Add the board stream, the wall and the merchant desk, and their static files."""
-    app.mount(STATIC_URL, StaticFiles(directory=WEB_DIR / "static"), name="pricing-static")
+    COMMON.mount(app, "common-static")
+    _ASSETS.mount(app, "pricing-static")
 
     @app.get("/board/stream")
     async def board_stream() -> StreamingResponse:
@@ -340,6 +333,9 @@ def _page_values(page: str, lang: Lang, text: Mapping[str, str]) -> dict[str, st
             "zh_current": "page" if lang == "zh" else "false",
             "en_current": "page" if lang == "en" else "false",
             "board_js": escape(asset_url("board.js")),
+            "base_css": escape(COMMON.url("base.css")),
+            "controls_css": escape(COMMON.url("controls.css")),
+            "api_js": escape(COMMON.url("api.js")),
             "css_url": escape(asset_url(f"{page}.css")),
             "js_url": escape(asset_url(f"{page}.js")),
             "config_json": script_json(config),

@@ -75,40 +75,7 @@
 
   // -- the API ------------------------------------------------------------------------------
 
-  class ApiError extends Error {
-    constructor(status, code, detail) {
-      super(detail);
-      this.status = status;
-      this.code = code;
-      this.detail = detail;
-    }
-  }
-
-  async function api(method, path, body) {
-    const init = { method, headers: { Accept: "application/json" } };
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    let response;
-    try {
-      response = await fetch(path, init);
-    } catch (err) {
-      throw new ApiError(0, "network", String(err && err.message ? err.message : err));
-    }
-    let data = null;
-    try {
-      data = await response.json();
-    } catch {
-      data = null;
-    }
-    if (!response.ok) {
-      const code = data && typeof data.error === "string" ? data.error : `http_${response.status}`;
-      const detail = data && typeof data.detail === "string" ? data.detail : response.statusText;
-      throw new ApiError(response.status, code, detail);
-    }
-    return { status: response.status, data };
-  }
+  const api = window.MelonApi.request;
 
   const stationPath = (stationId, suffix) => `/stations/${encodeURIComponent(stationId)}${suffix}`;
 

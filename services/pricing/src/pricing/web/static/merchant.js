@@ -65,43 +65,9 @@
 
   // -- the API ------------------------------------------------------------------------------
 
-  class ApiError extends Error {
-    constructor(status, code, detail, detailZh) {
-      super(detail);
-      this.status = status;
-      this.code = code;
-      this.detail = detail;
-      this.detailZh = detailZh;
-    }
-  }
-
   async function api(method, path, body, token = state.token) {
-    const init = { method, headers: { Accept: "application/json" } };
-    if (token) init.headers.Authorization = `Bearer ${token}`;
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    let response;
-    try {
-      response = await fetch(path, init);
-    } catch (err) {
-      throw new ApiError(0, "network", String(err && err.message ? err.message : err));
-    }
-    let data = null;
-    try {
-      data = await response.json();
-    } catch {
-      data = null;
-    }
-    if (!response.ok) {
-      const code = data && typeof data.error === "string" ? data.error : `http_${response.status}`;
-      let detail = data && data.detail !== undefined ? data.detail : response.statusText;
-      if (typeof detail !== "string") detail = JSON.stringify(detail);
-      const zh = data && typeof data.detail_zh === "string" ? data.detail_zh : null;
-      throw new ApiError(response.status, code, detail, zh);
-    }
-    return data;
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    return (await window.MelonApi.request(method, path, body, headers)).data;
   }
 
   // -- messages -----------------------------------------------------------------------------
@@ -122,7 +88,7 @@
   }
 
   function showApiError(err) {
-    const detail = LANG === "zh" && err.detailZh ? err.detailZh : err.detail;
+    const detail = window.MelonApi.detailIn(err, LANG);
     showError(errorTitle(err), err.status === 0 ? "" : detail || "");
     $("error").dataset.code = err.code;
     $("error").dataset.status = String(err.status);
