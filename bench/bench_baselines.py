@@ -38,14 +38,11 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import re
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -55,6 +52,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import common
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import InvalidReplicationFactorError, KafkaError
@@ -66,7 +64,7 @@ from melon_contracts.envelope import Message
 from melon_contracts.events import LotGraded
 from melon_contracts.reference import VARIETIES, Grade, book_key
 from melon_contracts.topics import BOOK_COMMANDS
-from melon_devkit.kafka import Broker, BrokerError, fetch_jars, free_port, kafka_version
+from melon_devkit.kafka import Broker, BrokerError, fetch_jars, kafka_version
 from pricing.adapters.translate import board_event, trade_events
 from pricing.domain.board import HALL_TIME
 from pricing.domain.book import Book
@@ -512,7 +510,9 @@ class FaustWorker:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        # The app imports this file as bench.bench_baselines, which imports its sibling common.
+        folders = [str(ROOT), str(ROOT / "bench"), os.environ.get("PYTHONPATH")]
+        path = os.pathsep.join(filter(None, folders))
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -674,8 +674,7 @@ def delete_what_we_made(bootstrap: str, topics: Topics) -> None:
 
 @contextlib.contextmanager
 def own_broker(home: Path) -> Iterator[Broker]:
-    broker = Broker(home=home / "kafka", port=free_port(), controller_port=free_port())
-    took = broker.start()
+    broker, took = common.start_broker(home)
     progress(f"broker {broker.bootstrap} (Kafka {kafka_version()}) up in {took:.1f}s")
     try:
         yield broker
@@ -778,35 +777,30 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {name: len(encode(event)) for name, event in sample_events().items()}
     median = statistics.median(sizes.values())
     topics = Topics(uuid.uuid4().hex[:8])
-    home = Path(tempfile.mkdtemp(prefix="melon-bench-baselines-"))
-    try:
-        if args.bootstrap:
-            try:
-                stages = run(args.bootstrap, args.records, args.seconds, home, topics)
-            finally:
-                delete_what_we_made(args.bootstrap, topics)
-        else:
-            with own_broker(home) as broker:
-                stages = run(broker.bootstrap, args.records, args.seconds, home, topics)
-    except (BenchError, BrokerError, KafkaError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    with common.workdir(None, "melon-bench-baselines-") as home:
+        try:
+            if args.bootstrap:
+                try:
+                    stages = run(args.bootstrap, args.records, args.seconds, home, topics)
+                finally:
+                    delete_what_we_made(args.bootstrap, topics)
+            else:
+                with own_broker(home) as broker:
+                    stages = run(broker.bootstrap, args.records, args.seconds, home, topics)
+        except (BenchError, BrokerError, KafkaError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
 
     by_stage = {(stage.baseline, stage.stage): stage for stage in stages}
     record_bytes = stages[0].record_bytes
     figures = ratios(by_stage)
-    machine = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "kafka": kafka_version(),
-        "broker": args.bootstrap or "own (a temporary single-node KRaft broker)",
-        "kafka_python": version("kafka-python"),
-        "faust_streaming": version("faust-streaming"),
-        "aiokafka": version("aiokafka"),
-    }
+    machine = common.machine(
+        kafka=kafka_version(),
+        broker=args.bootstrap or "own (a temporary single-node KRaft broker)",
+        kafka_python=version("kafka-python"),
+        faust_streaming=version("faust-streaming"),
+        aiokafka=version("aiokafka"),
+    )
     print(
         f"Melon Hall Kafka baselines, Kafka {machine['kafka']}, Python {machine['python']} on "
         f"{machine['cpus']} CPUs; {args.records:,} records a baseline, "
@@ -843,8 +837,7 @@ def main(argv: list[str] | None = None) -> int:
             "baselines": baselines,
             "ratios": figures,
         }
-        args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        print(f"written to {args.json}")
+        common.write_json(args.json, document)
     return 0
 
 

@@ -48,26 +48,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import multiprocessing
 import os
-import platform
 import random
 import re
 import resource
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+import common
 import httpx
 
 from melon_contracts.admin import ensure_topics
@@ -76,7 +72,7 @@ from melon_contracts.reference import VARIETIES, Grade, book_key
 from melon_contracts.topics import BOARD_UPDATES
 from melon_contracts.transport import KafkaPublisher
 from melon_contracts.units import amount_fen
-from melon_devkit.kafka import Broker, BrokerError, free_port
+from melon_devkit.kafka import Broker, free_port
 from pricing.domain.board import DEPTH_LEVELS, HALL_TIME, vwap_fen_per_kg
 
 BOOKS = [(variety, grade) for variety in sorted(VARIETIES) for grade in Grade]
@@ -114,14 +110,6 @@ def micros(at: datetime) -> int:
 
 def parse_micros(stamp: str) -> int:
     return micros(datetime.fromisoformat(stamp))
-
-
-def percentile(ordered: list[float], share: float) -> float:
-    """Nearest rank of an ascending list; 0.0 for an empty one."""
-    if not ordered:
-        return 0.0
-    rank = max(1, min(len(ordered), round(share * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 # --- the board lines -----------------------------------------------------------------------
@@ -747,7 +735,7 @@ def publish(publisher: KafkaPublisher, tape: Tape, figures: Figures) -> list[tup
     # Between the first send and the last: n lines span n - 1 intervals.
     spread = starts[-1] - starts[0] if len(starts) > 1 else 0.0
     figures.publish_rate = (len(starts) - 1) / spread if spread else 0.0
-    figures.publish_ms_p50 = percentile(took, 0.5) * 1e3
+    figures.publish_ms_p50 = common.percentile(took, 0.5) * 1e3
     figures.publish_ms_max = took[-1] * 1e3 if took else 0.0
     if len({at for at, _ in sent}) < len(sent):
         raise BenchError(
@@ -874,28 +862,12 @@ def summarize(
     ]
     figures.client_bottleneck = max(figures.client_cpu_share, default=0.0) >= CLIENT_BUSY
     figures.latency_ms = {
-        "p50": round(percentile(latencies, 0.50) * 1e3, 2),
-        "p95": round(percentile(latencies, 0.95) * 1e3, 2),
-        "p99": round(percentile(latencies, 0.99) * 1e3, 2),
+        "p50": round(common.percentile(latencies, 0.50) * 1e3, 2),
+        "p95": round(common.percentile(latencies, 0.95) * 1e3, 2),
+        "p99": round(common.percentile(latencies, 0.99) * 1e3, 2),
         "max": round((latencies[-1] if latencies else 0.0) * 1e3, 2),
         "mean": round(sum(latencies) / len(latencies) * 1e3, 2) if latencies else 0.0,
     }
-
-
-def start_broker(home: Path) -> tuple[Broker, float]:
-    """A broker of the run's own on free ports; a port another program takes between being
-    chosen and being bound fails the start, which is then tried again on others."""
-    for attempt in range(3):
-        broker = Broker(
-            home=home / f"kafka-{attempt}", port=free_port(), controller_port=free_port()
-        )
-        try:
-            return broker, broker.start()
-        except BrokerError:
-            broker.stop()
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
 
 
 def table(figures: Figures) -> str:
@@ -976,19 +948,6 @@ def verdict(figures: Figures) -> str:
     )
 
 
-@contextlib.contextmanager
-def workdir(keep: Path | None) -> Iterator[Path]:
-    if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
-        yield keep
-        return
-    folder = Path(tempfile.mkdtemp(prefix="melon-bench-fanout-"))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=1_000, help="watchers (default 1000)")
@@ -1024,18 +983,13 @@ def main(argv: list[str] | None = None) -> int:
         bootstrap=args.bootstrap or "",
         own_broker=args.bootstrap is None,
     )
-    machine: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
-    }
-    with workdir(args.keep) as home:
+    machine = common.machine(load_average_at_start=common.load_average())
+    with common.workdir(args.keep, "melon-bench-fanout-") as home:
         broker: Broker | None = None
         api: PricingApi | None = None
         try:
             if args.bootstrap is None:
-                broker, took = start_broker(home)
+                broker, took = common.start_broker(home)
                 figures.bootstrap = broker.bootstrap
                 figures.broker_start_s = round(took, 1)
                 progress(f"broker {broker.bootstrap} up in {took:.1f}s")
@@ -1068,8 +1022,7 @@ def main(argv: list[str] | None = None) -> int:
     print(verdict(figures))
     if args.json is not None:
         document = {"machine": machine, "figures": asdict(figures)}
-        args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        print(f"written to {args.json}")
+        common.write_json(args.json, document)
     return 0
 
 

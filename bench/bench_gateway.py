@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import re
 import signal
 import subprocess
@@ -30,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import common
 import httpx
 from kafka import KafkaAdminClient
 from prometheus_client import CollectorRegistry
@@ -221,11 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         simulator.stop()
 
-    machine = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-    }
+    machine = common.machine()
     print(f"Melon Hall scale gateway, Python {machine['python']} on {machine['cpus']} CPUs")
     print(table(results))
     if args.json is not None:
@@ -233,8 +227,7 @@ def main(argv: list[str] | None = None) -> None:
             "machine": machine,
             "results": [asdict(r) | {"readings_per_s": round(r.per_second)} for r in results],
         }
-        args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        print(f"written to {args.json}")
+        common.write_json(args.json, document)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,14 @@ over used trucks, loaded kg, shipments left behind, their total wait in hours, t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
 import time
 from pathlib import Path
 from typing import Any
+
+import common
 
 from dispatch.adapters.optimiser import optimise
 from dispatch.domain.loads import Plan, Shipment, Truck, first_fit_decreasing, score
@@ -136,8 +137,7 @@ def main() -> None:
             "capacity_kg": room_kg,
             "rows": rows,
         }
-        args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        print(f"written to {args.json}")
+        common.write_json(args.json, document)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import os
-import platform
 import random
 import statistics
 import time
@@ -31,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import common
 
 from melon_contracts.commands import AmendBid, BookCommand, CancelBid, OfferLot, PlaceBid
 from melon_contracts.reference import VARIETIES, Grade, book_key
@@ -284,11 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     share = max(0.2, args.seconds - (time.perf_counter() - began)) / len(names)
     rows = [run(name, start, share, name == "stored") for name in names]
 
-    machine = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-    }
+    machine = common.machine()
     print(
         f"Melon Hall matching core, Python {machine['python']} on {machine['cpus']} CPUs; "
         f"{args.books} books, seed {args.seed}"
@@ -310,8 +305,7 @@ def main(argv: list[str] | None = None) -> None:
             "trades": {row.name: row.trades for row in rows},
             "book_sizes": {row.name: row.sizes() for row in rows},
         }
-        args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        print(f"written to {args.json}")
+        common.write_json(args.json, document)
 
 
 if __name__ == "__main__":

@@ -49,23 +49,21 @@ import contextlib
 import itertools
 import json
 import os
-import platform
 import queue
 import re
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import common
 import httpx
 from kafka import KafkaConsumer, TopicPartition
 
@@ -120,21 +118,13 @@ def epoch_s(moment: datetime) -> float:
     return (moment - EPOCH) / timedelta(seconds=1)
 
 
-def percentile(ordered: list[float], share: float) -> float:
-    """Nearest rank of an ascending list; 0.0 for an empty one."""
-    if not ordered:
-        return 0.0
-    rank = max(1, min(len(ordered), round(share * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
 def summary_ms(seconds: list[float]) -> dict[str, float]:
     ordered = sorted(seconds)
     return {
         "n": len(ordered),
-        "p50": round(percentile(ordered, 0.50) * 1e3, 1),
-        "p95": round(percentile(ordered, 0.95) * 1e3, 1),
-        "p99": round(percentile(ordered, 0.99) * 1e3, 1),
+        "p50": round(common.percentile(ordered, 0.50) * 1e3, 1),
+        "p95": round(common.percentile(ordered, 0.95) * 1e3, 1),
+        "p99": round(common.percentile(ordered, 0.99) * 1e3, 1),
         "max": round((ordered[-1] if ordered else 0.0) * 1e3, 1),
     }
 
@@ -250,22 +240,6 @@ def build_hall(bootstrap: str, home: Path, stations: list[Station], settle_s: fl
         health_url=gateway.health_url,
     )
     return hall
-
-
-def start_broker(home: Path) -> tuple[Broker, float]:
-    """A broker of the run's own on free ports; a port another program takes between being
-    chosen and being bound fails the start, which is then tried again on others."""
-    for attempt in range(3):
-        broker = Broker(
-            home=home / f"kafka-{attempt}", port=free_port(), controller_port=free_port()
-        )
-        try:
-            return broker, broker.start()
-        except BrokerError:
-            broker.stop()
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
 
 
 def process_cpu_s(pid: int | None) -> float | None:
@@ -961,7 +935,7 @@ class Run:
         """Lots still waiting for a station a round and a half after the schedule are not
         weighed; the ones on a scale are finished."""
         rounds = sorted(self.workers.rounds[-50:]) or [5.0]
-        grace = max(3.0, 1.5 * percentile(rounds, 0.5))
+        grace = max(3.0, 1.5 * common.percentile(rounds, 0.5))
         deadline = time.monotonic() + grace
         while self.workers.waiting() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -1041,7 +1015,7 @@ class Run:
             lot.done_at - lot.started_at for lot in ticketed if lot.done_at and lot.started_at
         )
         step.station_round_s = {
-            "p50": round(percentile(rounds, 0.5), 2),
+            "p50": round(common.percentile(rounds, 0.5), 2),
             "max": round(rounds[-1] if rounds else 0.0, 2),
         }
         waits = [lot.started_at - lot.due_at for lot in lots if lot.started_at is not None]
@@ -1260,19 +1234,6 @@ def baseline_ratio(path: Path | None, records_per_s: float) -> dict[str, Any] | 
     }
 
 
-@contextlib.contextmanager
-def workdir(keep: Path | None) -> Iterator[Path]:
-    if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
-        yield keep
-        return
-    folder = Path(tempfile.mkdtemp(prefix="melon-bench-pipeline-"))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def expected_grade() -> Grade:
     profile = load_profile(PROFILES_DIR / f"{DEFAULT_PROFILE_ID}.yaml")
     return profile.grade(Sample(brix=BRIX, fruit_weights_g=FRUIT_WEIGHTS_G)).grade
@@ -1287,7 +1248,7 @@ def measure(args: argparse.Namespace, home: Path, document: dict[str, Any]) -> N
     reserve = PricingSettings().reserve_fen_per_kg[grade]
     if yuan_to_fen(PRICE_YUAN) < reserve:
         raise BenchError(f"the bids' price is below the {grade.value} reserve")
-    broker, took = start_broker(home)
+    broker, took = common.start_broker(home)
     document["startup"] = {"broker_s": round(took, 1)}
     progress(f"broker {broker.bootstrap} (Kafka {kafka_version()}) up in {took:.1f}s")
     hall: Hall | None = None
@@ -1470,13 +1431,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     document: dict[str, Any] = {
         "bench": "pipeline",
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "kafka": kafka_version(),
-            "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
-        },
+        "machine": common.machine(
+            kafka=kafka_version(), load_average_at_start=common.load_average()
+        ),
         "settings": {
             "seconds": args.seconds,
             "rates": rates(args.min_rate, args.max_rate),
@@ -1494,7 +1451,7 @@ def main(argv: list[str] | None = None) -> int:
             "suggestion_poll_s": SUGGESTION_POLL_S,
         },
     }
-    with workdir(args.keep) as home:
+    with common.workdir(args.keep, "melon-bench-pipeline-") as home:
         try:
             measure(args, home, document)
         except (BenchError, BrokerError, HallError) as exc:
@@ -1512,11 +1469,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"run took {document['run_s']:.0f}s")
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-        print(f"written to {args.json}")
+        common.write_json(args.json, document, ensure_ascii=False)
     return 0
 
 

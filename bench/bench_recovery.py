@@ -41,20 +41,19 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import common
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError
@@ -64,7 +63,7 @@ from melon_contracts.codec import encode, encode_key
 from melon_contracts.commands import PlaceBid
 from melon_contracts.reference import VARIETIES, Grade, book_key
 from melon_contracts.topics import BOARD_UPDATES, BOOK_COMMANDS
-from melon_devkit.kafka import Broker, BrokerError, free_port
+from melon_devkit.kafka import Broker, BrokerError
 from pricing.domain.book import Book
 from pricing.domain.market import apply
 
@@ -267,18 +266,6 @@ def wait_until(what: str, probe: Callable[[], Any], timeout_s: float, every_s: f
     raise BenchError(f"{what}: not within {timeout_s:.0f}s")
 
 
-def start_broker(broker: Broker, attempts: int = 3) -> float:
-    """Start the broker; formatting its storage fails now and then (a random cluster id that
-    begins with '-' reads as an option), so it is tried again."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return broker.start()
-        except BrokerError:
-            if attempt == attempts:
-                raise
-    raise AssertionError("unreachable")
-
-
 # --- reading the broker --------------------------------------------------------------------
 
 
@@ -402,16 +389,17 @@ class Trial:
     home: Path
     timeout_s: float
     result: Result
-    broker: Broker = field(init=False)
+    started: Broker | None = None
     workers: list[Worker] = field(default_factory=list)
     board: Board | None = None
     producer: KafkaProducer | None = None
     admin: KafkaAdminClient | None = None
 
-    def __post_init__(self) -> None:
-        self.broker = Broker(
-            home=self.home / "kafka", port=free_port(), controller_port=free_port()
-        )
+    @property
+    def broker(self) -> Broker:
+        if self.started is None:
+            raise BenchError("the broker has not started")
+        return self.started
 
     @property
     def tag(self) -> str:
@@ -441,7 +429,7 @@ class Trial:
         return self.result
 
     def setup(self) -> None:
-        took = start_broker(self.broker)
+        self.started, took = common.start_broker(self.home)
         bootstrap = self.broker.bootstrap
         ensure_topics(bootstrap)
         self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-recovery")
@@ -636,8 +624,9 @@ class Trial:
             if client is not None:
                 with contextlib.suppress(Exception):
                     client.close()
-        self.broker.stop()
-        shutil.rmtree(self.broker.home, ignore_errors=True)
+        if self.started is not None:
+            self.started.stop()
+            shutil.rmtree(self.started.home, ignore_errors=True)
 
 
 # --- report --------------------------------------------------------------------------------
@@ -664,16 +653,6 @@ def table(results: list[Result]) -> str:
             f"{fmt(r.first_ready_s):>9} {fmt(r.first_applied_s):>9}"
         )
     return "\n".join(lines)
-
-
-@contextlib.contextmanager
-def workdir(keep: Path | None) -> Iterator[Path]:
-    if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
-        yield keep
-        return
-    with tempfile.TemporaryDirectory(prefix="melon-bench-recovery-") as folder:
-        yield Path(folder)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -710,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"matcher recovery with books of {args.sizes} bids; about {total / 60:.0f} min")
 
     results: list[Result] = []
-    with workdir(args.keep) as home:
+    with common.workdir(args.keep, "melon-bench-recovery-") as home:
         for size in args.sizes:
             app_id = f"melon-pricing-bench-{uuid.uuid4().hex[:8]}"
             trial = Trial(
@@ -718,11 +697,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             results.append(trial.run(args.read_back))
 
-    machine = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-    }
+    machine = common.machine()
     print(
         f"\nMelon Hall matcher recovery, Python {machine['python']} on {machine['cpus']} CPUs; "
         f"seconds from the new worker's start (parts: partitions assigned)"
@@ -744,8 +719,7 @@ def main(argv: list[str] | None = None) -> int:
             "book": BOOK,
             "results": [asdict(result) for result in results],
         }
-        args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        print(f"written to {args.json}")
+        common.write_json(args.json, document)
     return 1 if any(result.failed for result in results) else 0
 
 

@@ -7,19 +7,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dispatch_browser_kit import PRINT_SPY, Traffic, Yard, start_yard
-from playwright.sync_api import (
-    Browser,
-    BrowserContext,
-    ConsoleMessage,
-    Page,
-    expect,
-    sync_playwright,
-)
+from dispatch_browser_kit import Traffic, Yard, start_yard
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from melon_devkit.browser import launch_chromium
+from melon_devkit.browser import PRINT_SPY, chromium_session, new_context, watched
 
 expect.set_options(timeout=4_000)
+
+YARD_SCREEN = (1440, 900)
+"""The yard office's screen, wider than the hall's default."""
 
 
 @pytest.fixture
@@ -33,51 +29,24 @@ def yard(request: pytest.FixtureRequest) -> Iterator[Yard]:
 def browser() -> Iterator[Browser]:
     # Module scope, not session: Playwright's sync API keeps an event loop running in the main
     # thread while it is open, and later tests that call asyncio.run need it gone.
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_session() as chromium:
+        yield chromium
 
 
 @pytest.fixture
 def context(browser: Browser, yard: Yard) -> Iterator[BrowserContext]:
-    context = browser.new_context(
-        base_url=yard.url,
-        locale="zh-CN",
-        timezone_id="Asia/Shanghai",
-        viewport={"width": 1440, "height": 900},
-    )
-    context.add_init_script(PRINT_SPY)
-    try:
+    with new_context(browser, yard.url, YARD_SCREEN, init_scripts=[PRINT_SPY]) as context:
         yield context
-    finally:
-        context.close()
 
 
 @pytest.fixture
 def page(context: BrowserContext) -> Iterator[Page]:
     """A page on the app that fails its test on a script error or an unexpected console error."""
-    yield from watched(context.new_page())
+    with watched(context.new_page()) as page:
+        yield page
 
 
 @pytest.fixture
 def traffic(page: Page) -> Traffic:
     """The decisions the page sends, as the browser sent them."""
     return Traffic(page)
-
-
-def watched(page: Page) -> Iterator[Page]:
-    problems: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        # Chromium logs every 4xx/5xx answer; the tests provoke refusals on purpose.
-        expected = ("the server responded with a status of",)
-        if message.type == "error" and not any(text in message.text for text in expected):
-            problems.append(f"console: {message.text}")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    yield page
-    assert not problems, problems

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
-from playwright.sync_api import Page, Request
+from playwright.sync_api import Page
 
 from dispatch.bootstrap import build_in_memory
 from dispatch.domain.yard import Assign, Visit
@@ -26,14 +26,10 @@ from melon_contracts.envelope import utc_now
 from melon_contracts.events import TradeExecuted
 from melon_contracts.reference import Grade
 from melon_contracts.units import amount_fen, kg_to_g
+from melon_devkit import browser
 from melon_devkit.browser import serve
 
 OPERATOR_KEY = "melon.dispatch.operator"
-PRINT_SPY = """
-window.__prints = 0;
-window.print = () => { window.__prints += 1; };
-"""
-"""Headless Chromium's print dialog does nothing visible; count the calls instead."""
 
 OTHER_DISPATCHER = "disp-02"
 """A colleague at another screen, deciding through the API."""
@@ -162,27 +158,15 @@ def start_yard(bays: int = 4, auto_suggest: bool = False) -> Iterator[Yard]:
         service.stop()
 
 
-@dataclass(frozen=True)
-class Sent:
-    """A decision as the browser sent it."""
-
-    method: str
-    path: str
-    body: Any
+def _decision(method: str, path: str) -> bool:
+    return method == "POST"
 
 
-class Traffic:
+class Traffic(browser.Traffic):
     """The decisions a page sends (every POST), in order."""
 
     def __init__(self, page: Page) -> None:
-        self.requests: list[Sent] = []
-        page.on("request", self._record)
+        super().__init__(page, keep=_decision)
 
-    def _record(self, request: Request) -> None:
-        if request.method == "POST":
-            self.requests.append(
-                Sent(request.method, urlsplit(request.url).path, request.post_data_json)
-            )
-
-    def to(self, path: str) -> list[Sent]:
-        return [sent for sent in self.requests if sent.path == path]
+    def to(self, path: str) -> list[browser.Sent]:
+        return self.sent(path)

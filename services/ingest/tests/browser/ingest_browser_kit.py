@@ -36,12 +36,6 @@ STATIONS = [
 ]
 """Two platform scales (d = 200 g, Min 4 kg) and a truck scale (d = 20 kg, Min 400 kg)."""
 
-PRINT_SPY = """
-window.__prints = 0;
-window.print = () => { window.__prints += 1; };
-"""
-"""Headless Chromium's print dialog does nothing visible; count the calls instead."""
-
 
 class Clock:
     """The service's clock, moved by the test; starts at the real time so tickets look real."""

@@ -16,9 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-from playwright.sync_api import Page, Request
+from playwright.sync_api import Page
 
 from melon_contracts.commands import AmendBid, CancelBid, PlaceBid
 from melon_contracts.envelope import Message
@@ -27,6 +26,7 @@ from melon_contracts.reference import VARIETIES, Grade, book_key
 from melon_contracts.topics import BID_UPDATES, BOARD_UPDATES, BOOK_COMMANDS, TRADES
 from melon_contracts.transport import InMemoryPublisher
 from melon_contracts.units import amount_fen, kg_to_g, yuan_to_fen
+from melon_devkit import browser
 from melon_devkit.browser import serve
 from pricing.accounts import Accounts
 from pricing.adapters.board_feed import BoardFeed
@@ -365,37 +365,18 @@ class Matcher:
 # -- what the page sent -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Sent:
-    """A merchant API call as the browser made it."""
-
-    method: str
-    path: str
-    authorization: str | None
-    body: Any
+def _merchant_api(method: str, path: str) -> bool:
+    return path == "/me" or path.startswith(("/me/", "/bids"))
 
 
-class Traffic:
+class Traffic(browser.Traffic):
     """The merchant API calls a page makes (``/me``, ``/me/...``, ``/bids...``), in order."""
 
     def __init__(self, page: Page) -> None:
-        self.requests: list[Sent] = []
-        page.on("request", self._record)
+        super().__init__(page, keep=_merchant_api)
 
-    def _record(self, request: Request) -> None:
-        path = urlsplit(request.url).path
-        if path == "/me" or path.startswith(("/me/", "/bids")):
-            self.requests.append(
-                Sent(
-                    request.method,
-                    path,
-                    request.headers.get("authorization"),
-                    request.post_data_json,
-                )
-            )
-
-    def to(self, method: str, path: str) -> list[Sent]:
-        return [sent for sent in self.requests if (sent.method, sent.path) == (method, path)]
+    def to(self, method: str, path: str) -> list[browser.Sent]:
+        return self.sent(path, method)
 
 
 # -- serving ------------------------------------------------------------------------------------
