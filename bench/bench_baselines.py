@@ -456,7 +456,31 @@ def client_consume(bootstrap: str, topic: str, records: int, size: int, limit_s:
 def client_loop(
     bootstrap: str, source: str, sink: str, records: int, size: int, group: str, limit_s: float
 ) -> Stage:
-    """Consume, transform and produce in one thread; flush and commit every second."""
+    """Consume, transform and produce in one thread; flush and commit every second.
+
+    A consumer that never gets its partitions (a group join that stalls, seen once in many runs
+    on a loaded machine) is replaced by a fresh one before the loop gives up; nothing was passed
+    on or committed by then, so the new one starts from the beginning.
+    """
+    for attempt in range(1, JOIN_ATTEMPTS + 1):
+        try:
+            return _client_loop(bootstrap, source, sink, records, size, group, limit_s)
+        except NeverJoined:
+            progress(f"client loop: no partitions after {JOIN_WAIT_S:.0f}s (try {attempt})")
+    raise BenchError(f"the loop's consumer never got its partitions in {JOIN_ATTEMPTS} tries")
+
+
+class NeverJoined(Exception):
+    """The loop's consumer got no records in its join window."""
+
+
+JOIN_ATTEMPTS = 3
+JOIN_WAIT_S = 30.0
+
+
+def _client_loop(
+    bootstrap: str, source: str, sink: str, records: int, size: int, group: str, limit_s: float
+) -> Stage:
     consumer = KafkaConsumer(
         source,
         bootstrap_servers=bootstrap,
@@ -468,7 +492,8 @@ def client_loop(
     producer = publisher_producer(bootstrap, "bench-baseline-loop")
     done, capped, commits = 0, False, 0
     first = last_commit = 0.0
-    deadline = time.monotonic() + limit_s + 30  # the group join comes first
+    joined_by = time.monotonic() + JOIN_WAIT_S
+    deadline = joined_by + limit_s
     try:
         while done < records:
             batches = consumer.poll(timeout_ms=200)
@@ -487,6 +512,8 @@ def client_loop(
             if first and now - first > limit_s:
                 capped = True
                 break
+            if not first and time.monotonic() > joined_by:
+                raise NeverJoined
             if time.monotonic() > deadline:
                 raise BenchError(f"the loop passed {done} of {records} records on")
         producer.flush()
