@@ -263,7 +263,9 @@
    */
   function apply(yard, fresh = false) {
     if (!fresh && state.yard && yard.version < state.yard.version) return;
-    state.clockOffset = Date.parse(yard.at) - Date.now();
+    // The device's clock is set against the server's once per connection; durations then count on
+    // the device's clock, so they do not jump with every snapshot's moment of sending.
+    if (fresh || !state.yard) state.clockOffset = Date.parse(yard.at) - Date.now();
     state.yard = yard;
     const held = state.suggestion;
     const offered = yard.suggestion;
