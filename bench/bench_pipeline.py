@@ -188,17 +188,7 @@ def build_hall(bootstrap: str, home: Path, stations: list[Station], settle_s: fl
     hall = Hall(
         bootstrap=bootstrap,
         home=home,
-        ports=Ports(
-            ingest=free_port(),
-            pricing=free_port(),
-            dispatch=free_port(),
-            gateway=free_port(),
-            matcher=free_port(),
-            scales=free_port(),
-            ws1=free_port(),
-            ws2=free_port(),
-            ts1=free_port(),
-        ),
+        ports=Ports.free(),
     )
     missing = {"scales", "ingest", "gateway"} - set(hall.services)
     if missing:

@@ -38,17 +38,7 @@ def hall(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[H
     hall = Hall(
         bootstrap=broker.bootstrap,
         home=home,
-        ports=Ports(
-            ingest=free_port(),
-            pricing=free_port(),
-            dispatch=free_port(),
-            gateway=free_port(),
-            matcher=free_port(),
-            scales=free_port(),
-            ws1=free_port(),
-            ws2=free_port(),
-            ts1=free_port(),
-        ),
+        ports=Ports.free(),
     )
     hall.make_demo_accounts()
     try:

@@ -25,7 +25,7 @@ import httpx
 from melon_contracts.admin import ensure_topics
 from melon_contracts.units import yuan_to_fen
 from melon_devkit.demo import DEMO_ACCOUNTS, demo_token
-from melon_devkit.kafka import Broker, BrokerError, kafka_version, local_broker
+from melon_devkit.kafka import Broker, BrokerError, free_port, kafka_version, local_broker
 from melon_devkit.paths import var_dir
 from pricing.accounts import Accounts
 
@@ -48,6 +48,11 @@ class Ports:
     ws1: int = 4001
     ws2: int = 4002
     ts1: int = 4003
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Every port a free one, so a hall (tests, benches) runs beside the one on the defaults."""
+        return cls(**{name: free_port() for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)

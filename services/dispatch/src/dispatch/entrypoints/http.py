@@ -120,11 +120,7 @@ Service = Annotated[DispatchService, Depends(_service)]
 def yard_snapshot(service: DispatchService) -> YardOut:
     now = service.now()
     suggestion = service.latest_suggestion()
-    snapshot = service.read(lambda yard: YardOut.of(yard, now, suggestion))
-    snapshot.departed = sorted(
-        snapshot.departed, key=lambda t: t.departed_at or t.checked_in_at, reverse=True
-    )[:DEPARTED_SHOWN]
-    return snapshot
+    return service.read(lambda yard: YardOut.of(yard, now, suggestion, DEPARTED_SHOWN))
 
 
 def create_app(service: DispatchService, registry: CollectorRegistry | None = None) -> FastAPI:

@@ -401,7 +401,9 @@ class YardOut(BaseModel):
     suggestion: SuggestionOut | None
 
     @classmethod
-    def of(cls, yard: Yard, now: datetime, suggestion: Suggestion | None) -> YardOut:
+    def of(
+        cls, yard: Yard, now: datetime, suggestion: Suggestion | None, departed_shown: int = 50
+    ) -> YardOut:
         occupied = yard.occupied_bays()
         visits = yard.visits(include_departed=True)
         return cls(
@@ -416,7 +418,7 @@ class YardOut(BaseModel):
                 for bay in range(1, yard.bays + 1)
             ],
             trucks=[TruckOut.of(v, now) for v in visits if v.status.value != "departed"],
-            departed=[TruckOut.of(v, now) for v in visits if v.status.value == "departed"],
+            departed=[TruckOut.of(v, now) for v in latest_departed(visits, departed_shown)],
             shipments=[ShipmentOut.of(s, now) for s in yard.waiting()],
             assignments=[
                 AssignmentOut.of(a, yard)
@@ -425,6 +427,13 @@ class YardOut(BaseModel):
             ],
             suggestion=None if suggestion is None else SuggestionOut.of(suggestion, yard.version),
         )
+
+
+def latest_departed(visits: list[Visit], count: int) -> list[Visit]:
+    """The ``count`` trucks that left last, latest first; only they are built into the snapshot,
+    which every change of the yard sends again, however many trucks the season has seen."""
+    gone = [v for v in visits if v.departed_at is not None]
+    return sorted(gone, key=lambda v: v.departed_at or v.checked_in.at, reverse=True)[:count]
 
 
 class Health(BaseModel):
