@@ -62,9 +62,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import common
 import httpx
+import sampling
 from kafka import KafkaConsumer, TopicPartition
 
 from ingest.domain.grading import DEFAULT_PROFILE_ID, PROFILES_DIR, Sample, load_profile
@@ -94,8 +96,12 @@ CREDIT_YUAN = 100_000_000
 TRUCK_CAPACITY_KG = "100000"
 DIVISION_G = 200
 CAPACITY_KG = 1_000
-SCALE_POLL_S = 0.1
-"""How often a station's worker asks ingest about its scale (the console has it streamed)."""
+MAX_STATIONS = 128
+SCALE_WAIT_S = 30.0
+"""Longest wait for a scale to read stable after loading, or empty after unloading."""
+TICKET_SLOW_S = 0.5
+"""A weighing request slower than this at p50 means ingest, not the scale, holds the round
+up: unloaded, it answers in tens of milliseconds."""
 SUGGESTION_POLL_S = 0.1
 SAMPLE_EVERY_S = 0.5
 STEP_WAIT_S = 30.0
@@ -279,7 +285,10 @@ class Lot:
     bid_error: str = ""
     started_at: float | None = None
     station: str = ""
+    stable_at: float | None = None
     ticketed_at: float | None = None
+    phases_s: dict[str, float] = field(default_factory=dict)
+    """A finished round: ``to_stable``, ``ticket`` (the weighing request), ``to_empty``."""
     done_at: float | None = None
     error: str = ""
     dropped: bool = False
@@ -417,7 +426,7 @@ class SseParser:
             head = self.raw[:end].decode("latin-1").lower()
             status = head.split("\r\n", 1)[0]
             if " 200" not in status:
-                raise OSError(f"the board stream answered {status!r}")
+                raise OSError(f"the stream answered {status!r}")
             self.chunked = "transfer-encoding: chunked" in head
             self.raw = self.raw[end + 4 :]
             self.head_done = True
@@ -462,20 +471,18 @@ class SseParser:
             self.data_left = size
 
 
-class BoardWatcher(threading.Thread):
-    """One watcher of ``GET /board/stream``, as the LED wall is: it notes when each live line
-    arrives (the snapshot before ``ready`` does not count) and reconnects if the stream ends."""
+class SseReader(threading.Thread):
+    """One ``text/event-stream`` on 127.0.0.1, read off a plain socket; reconnects if the
+    stream ends. ``on_event`` gets each event with the moment its bytes arrived."""
 
-    def __init__(self, port: int, seen: Seen) -> None:
-        super().__init__(name="board", daemon=True)
+    def __init__(self, port: int, path: str, name: str) -> None:
+        super().__init__(name=name, daemon=True)
         self.port = port
-        self.seen = seen
         self.stopping = threading.Event()
-        self.ready = threading.Event()
         self.connects = 0
         self.errors: list[str] = []
         self.request = (
-            f"GET /board/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
         ).encode("ascii")
 
@@ -490,10 +497,10 @@ class BoardWatcher(threading.Thread):
     def _read(self) -> None:
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
             self.connects += 1
+            self.on_connect()
             sock.sendall(self.request)
             sock.settimeout(0.5)
             parser = SseParser()
-            live = False
             while not self.stopping.is_set():
                 try:
                     data = sock.recv(65_536)
@@ -503,18 +510,76 @@ class BoardWatcher(threading.Thread):
                     return
                 arrived = time.time()
                 for name, payload in parser.feed(data):
-                    if name == "ready":
-                        live = True
-                        self.ready.set()
-                    elif name == "board" and live:
-                        line = json.loads(payload)
-                        self.seen.on_board(line["book"], int(line["trades"]), arrived)
+                    self.on_event(name, payload, arrived)
                 if parser.ended:
                     return
+
+    def on_connect(self) -> None:
+        """A new connection; what came before it is history."""
+
+    def on_event(self, name: str, payload: str, arrived: float) -> None:
+        raise NotImplementedError
 
     def stop(self) -> None:
         self.stopping.set()
         self.join(timeout=5)
+
+
+class BoardWatcher(SseReader):
+    """One watcher of ``GET /board/stream``, as the LED wall is: it notes when each live line
+    arrives (the snapshot before ``ready`` does not count)."""
+
+    def __init__(self, port: int, seen: Seen) -> None:
+        super().__init__(port, "/board/stream", "board")
+        self.seen = seen
+        self.ready = threading.Event()
+        self.live = False
+
+    def on_connect(self) -> None:
+        self.live = False
+
+    def on_event(self, name: str, payload: str, arrived: float) -> None:
+        if name == "ready":
+            self.live = True
+            self.ready.set()
+        elif name == "board" and self.live:
+            line = json.loads(payload)
+            self.seen.on_board(line["book"], int(line["trades"]), arrived)
+
+
+class ScaleWatcher(SseReader):
+    """A station's console view: ``GET /stations/{id}/scale/stream``, the latest view kept."""
+
+    def __init__(self, port: int, station: str) -> None:
+        super().__init__(port, f"/stations/{station}/scale/stream", f"scale-{station}")
+        self.station = station
+        self.changed = threading.Condition()
+        self.view: dict[str, Any] = {}
+
+    def on_connect(self) -> None:
+        with self.changed:
+            self.view = {}
+
+    def on_event(self, name: str, payload: str, arrived: float) -> None:
+        if name == "scale":
+            with self.changed:
+                self.view = json.loads(payload)
+                self.changed.notify_all()
+
+    def wait(self, want: str, timeout_s: float) -> None:
+        """Until ingest calls the scale ``stable`` (not yet taken) or ``empty``."""
+
+        def reached() -> bool:
+            view = self.view
+            if want == "stable":
+                return bool(view.get("stable")) and not view.get("taken")
+            return view.get("status") == "empty"
+
+        with self.changed:
+            if not self.changed.wait_for(reached, timeout=timeout_s):
+                raise BenchError(
+                    f"scale {self.station} not {want} within {timeout_s:.0f}s: {self.view}"
+                )
 
 
 class SuggestionPoller(threading.Thread):
@@ -628,27 +693,16 @@ def lot_body(lot_id: str, variety: str, serial: int) -> dict[str, Any]:
     }
 
 
-def wait_scale(
-    http: httpx.Client, urls: Urls, station: str, want: str, timeout_s: float = 30.0
-) -> None:
-    """Poll the station's scale until ingest calls it ``stable`` (not yet taken) or ``empty``."""
-    deadline = time.monotonic() + timeout_s
-    view: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        view = http.get(f"{urls.ingest}/stations/{station}/scale").json()
-        if want == "stable" and view.get("stable") and not view.get("taken"):
-            return
-        if want == "empty" and view.get("status") == "empty":
-            return
-        time.sleep(SCALE_POLL_S)
-    raise BenchError(f"scale {station} not {want} within {timeout_s:.0f}s: {view}")
-
-
-def weigh(http: httpx.Client, urls: Urls, station: str, lot: Lot, serial: int) -> dict[str, Any]:
-    """One operator's round at a platform scale; the ticket."""
+def weigh(
+    http: httpx.Client, urls: Urls, scale: ScaleWatcher, lot: Lot, serial: int
+) -> dict[str, Any]:
+    """One operator's round at a platform scale, with the console's view of it; the ticket."""
+    station = scale.station
+    loaded = time.time()
     http.post(f"{urls.scales}/scales/{station}/load", json={"kg": GROSS_KG}).raise_for_status()
     try:
-        wait_scale(http, urls, station, "stable")
+        scale.wait("stable", SCALE_WAIT_S)
+        lot.stable_at = time.time()
         response = http.post(
             f"{urls.ingest}/stations/{station}/weighings",
             json=lot_body(lot.lot_id, lot.variety, serial),
@@ -656,11 +710,18 @@ def weigh(http: httpx.Client, urls: Urls, station: str, lot: Lot, serial: int) -
         if response.status_code != 201:
             raise BenchError(f"{lot.lot_id}: {response.status_code} {response.text[:300]}")
         lot.ticketed_at = time.time()
+        lot.phases_s = {
+            "to_stable": lot.stable_at - loaded,
+            "ticket": lot.ticketed_at - lot.stable_at,
+        }
         ticket: dict[str, Any] = response.json()
         return ticket
     finally:
+        unloaded = time.time()
         http.post(f"{urls.scales}/scales/{station}/unload").raise_for_status()
-        wait_scale(http, urls, station, "empty")
+        scale.wait("empty", SCALE_WAIT_S)
+        if lot.phases_s:
+            lot.phases_s["to_empty"] = time.time() - unloaded
 
 
 def place_bid(http: httpx.Client, urls: Urls, lot: Lot, grade: Grade, net_kg: str) -> None:
@@ -691,6 +752,12 @@ class Stations:
         self.lock = threading.Lock()
         self.rounds: list[float] = []
         self.serial = itertools.count()
+        port = urlsplit(urls.ingest).port
+        if port is None:
+            raise BenchError(f"no port in ingest's URL {urls.ingest}")
+        self.scales = {s.station: ScaleWatcher(port, s.station) for s in stations}
+        for watcher in self.scales.values():
+            watcher.start()
         self.threads = [
             threading.Thread(target=self._work, args=(s.station,), name=s.station, daemon=True)
             for s in stations
@@ -703,7 +770,7 @@ class Stations:
             while (lot := self.due.get()) is not None:
                 lot.started_at, lot.station = time.time(), station
                 try:
-                    weigh(http, self.urls, station, lot, next(self.serial))
+                    weigh(http, self.urls, self.scales[station], lot, next(self.serial))
                 except (BenchError, httpx.HTTPError, ValueError, KeyError) as exc:
                     lot.error = str(exc)[:300]
                 lot.done_at = time.time()
@@ -731,6 +798,8 @@ class Stations:
             self.due.put(None)
         for thread in self.threads:
             thread.join(timeout=40)
+        for watcher in self.scales.values():
+            watcher.stop()
 
 
 @dataclass
@@ -753,6 +822,9 @@ class Step:
     weigh_rate: float = 0.0
     trade_rate: float = 0.0
     station_round_s: dict[str, float] = field(default_factory=dict)
+    round_phases_s: dict[str, float] = field(default_factory=dict)
+    """p50 of each part of a round: to stable, the weighing request, back to zero; p95 too for
+    the request."""
     station_wait_s: dict[str, float] = field(default_factory=dict)
     backlog: dict[str, float] = field(default_factory=dict)
     matcher_lag: dict[str, float] = field(default_factory=dict)
@@ -842,7 +914,7 @@ class Run:
         """
         lot = self.new_lot("warm", time.time())
         began = time.monotonic()
-        ticket = weigh(self.http, self.urls, "ws-1", lot, 0)
+        ticket = weigh(self.http, self.urls, self.workers.scales["ws-1"], lot, 0)
         self.net_kg = str(ticket["net_kg"])
         place_bid(self.http, self.urls, lot, self.grade, self.net_kg)
         deadline = began + timeout_s
@@ -1008,6 +1080,7 @@ class Run:
             "p50": round(common.percentile(rounds, 0.5), 2),
             "max": round(rounds[-1] if rounds else 0.0, 2),
         }
+        step.round_phases_s = round_phases([lot.phases_s for lot in ticketed if lot.phases_s])
         waits = [lot.started_at - lot.due_at for lot in lots if lot.started_at is not None]
         first, last = thirds(waits)
         step.station_wait_s = {
@@ -1036,6 +1109,16 @@ class Run:
         judge(step, self.station_count)
 
 
+def round_phases(phases: list[dict[str, float]]) -> dict[str, float]:
+    found = {}
+    for name in ("to_stable", "ticket", "to_empty"):
+        values = sorted(p[name] for p in phases if name in p)
+        found[name] = round(common.percentile(values, 0.5), 3)
+    tickets = sorted(p["ticket"] for p in phases if "ticket" in p)
+    found["ticket_p95"] = round(common.percentile(tickets, 0.95), 3)
+    return found
+
+
 def judge(step: Step, stations: int) -> None:
     """Whether the step held its rate, and if not whether the stations or the hall fell behind."""
     allowance = max(2.0, step.rate * 1.0)
@@ -1050,10 +1133,19 @@ def judge(step: Step, stations: int) -> None:
             f"the wait for a free station grew from {wait['first_third']:.1f}s to "
             f"{wait['last_third']:.1f}s"
         )
+    phases = step.round_phases_s
     if step.stations_limited and round_s:
         step.reasons.append(
             f"{stations} stations at {round_s:.1f}s a round weigh at most "
-            f"{stations / round_s:.1f} lots/s"
+            f"{stations / round_s:.1f} lots/s (p50: {phases.get('to_stable', 0):.2f}s to "
+            f"stable, {phases.get('ticket', 0):.2f}s for the ticket, "
+            f"{phases.get('to_empty', 0):.2f}s back to zero)"
+        )
+    if phases.get("ticket", 0.0) > TICKET_SLOW_S:
+        step.hall_limited = True
+        step.reasons.append(
+            f"ingest took {phases['ticket']:.2f}s at p50 ({phases['ticket_p95']:.2f}s at p95) "
+            "to ticket a weighing"
         )
     if step.backlog["last_third"] - step.backlog["first_third"] > allowance:
         step.hall_limited = True
@@ -1158,6 +1250,7 @@ def step_table(steps: list[Step]) -> str:
             "wait s",
             "backlog",
             "lag",
+            "ticket ms",
             "trade ms p50/p95",
             "records/s",
             "verdict",
@@ -1176,6 +1269,7 @@ def step_table(steps: list[Step]) -> str:
                 thirds_cell(s.station_wait_s),
                 thirds_cell(s.backlog),
                 thirds_cell(s.matcher_lag, 0),
+                f"{s.round_phases_s.get('ticket', 0) * 1e3:.0f}",
                 f"{trade.get('p50', 0):.0f}/{trade.get('p95', 0):.0f}",
                 f"{s.records_per_s:.1f}",
                 "held" if s.held else "NOT held: " + "; ".join(s.reasons[:2]),
@@ -1316,7 +1410,13 @@ def measure(args: argparse.Namespace, home: Path, document: dict[str, Any]) -> N
                 progress(
                     f"latency at {name} of {sustained:g}: {rate:g} lots/s for {args.seconds:g}s"
                 )
+                sampler = None
+                if args.profile is not None and name == "100%":
+                    sampler = sampling.Sampler(args.profile, args.seconds)
+                    sampler.start(hall.pids())
                 latency[name] = run.step(f"lat{name}", rate, args.seconds)
+                if sampler is not None:
+                    document["profile"] = sampler.finish()
         document["latency"] = {
             name: {
                 "rate": s.rate,
@@ -1377,6 +1477,10 @@ def print_report(document: dict[str, Any], steps: list[Step], latency: dict[str,
             f"at 100 %: {pipeline['records_per_s']:.1f} records/s on the hall's topics "
             f"(scale readings aside), {pipeline['records_per_lot']:.1f} records a lot"
         )
+    if "profile" in document:
+        full = document["latency"].get("100%", {})
+        print("where the CPU went at 100 % (py-spy: samples holding the GIL, by total share)")
+        print(sampling.report(document["profile"], full.get("cpu_share", {})))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1408,11 +1512,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="write the figures to this file as JSON")
     parser.add_argument("--keep", type=Path, help="keep the broker and the services' logs here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record every service with py-spy during the run at 100 %% into this folder",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.min_rate <= args.max_rate <= 100:
         parser.error("need 0 < --min-rate <= --max-rate <= 100")
-    if not 1 <= args.stations <= 32:
-        parser.error("--stations must be 1 to 32")
+    if not 1 <= args.stations <= MAX_STATIONS:
+        parser.error(f"--stations must be 1 to {MAX_STATIONS}")
     if not 0.5 <= args.seconds <= 600:
         parser.error("--seconds must be 0.5 to 600")
     if not 0 <= args.settle_s <= 10:
@@ -1437,7 +1546,7 @@ def main(argv: list[str] | None = None) -> int:
             "book": [book_key(v, expected_grade()) for v in sorted(VARIETIES)],
             "bid_price_yuan_per_kg": PRICE_YUAN,
             "merchants": [m.account_id for m in merchants()],
-            "scale_poll_s": SCALE_POLL_S,
+            "scale_view": "GET /stations/{id}/scale/stream, one per station as each console",
             "suggestion_poll_s": SUGGESTION_POLL_S,
         },
     }

@@ -296,6 +296,14 @@ class Hall:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{getattr(self.ports, service)}"
 
+    def pids(self) -> dict[str, int]:
+        """The process id of each service running now."""
+        return {
+            name: service.process.pid
+            for name, service in self.services.items()
+            if service.process is not None and service.process.poll() is None
+        }
+
     def start(self, names: list[str] | None = None, timeout_s: float = 90.0) -> float:
         """Start services (all by default) and wait until each is ready; returns seconds taken."""
         began = time.monotonic()

@@ -19,6 +19,18 @@ TIME_TO_STABLE = Histogram(
     ["station"],
     buckets=(0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 30.0),
 )
+WEIGHING = Histogram(
+    "melon_ingest_weighing_seconds",
+    "A weighing request in the service: waiting its turn, the decision, the audit trail's "
+    "acknowledgement and the LotWeighed event's",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+LEDGER_APPEND = Histogram(
+    "melon_ingest_ledger_append_seconds",
+    "Sealing a weighing onto the audit trail until the broker acknowledged it; weighings take "
+    "turns here, so it bounds the weighings a second",
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 LOTS_WEIGHED = Counter(
     "melon_ingest_lots_weighed", "Lots weighed and ticketed", ["station", "mode"]
 )

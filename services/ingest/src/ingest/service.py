@@ -8,6 +8,9 @@ is derived from the record's hash, so readers recognise a repeat.
 
 Threads: HTTP requests, the readings feed, the grader and the projection all call in here. The
 ledger's lock serialises decisions and appends; ``_lock`` guards the detectors and read models.
+A weighing's ``LotWeighed`` is published after the ledger's lock is let go, so one station's
+wait for the broker's acknowledgement of its event does not hold up the next station's
+decision; each lot is published by one thread at a time.
 """
 
 from __future__ import annotations
@@ -96,8 +99,8 @@ class WeighStations:
         """Per station: the gateway session and sequence number of the last reading applied."""
         self._grades: dict[str, Grading] = {}
         self._published: set[str] = set()
-        self._changed = threading.Condition(self._lock)
-        self._publish_lock = threading.Lock()
+        self._publishing: set[str] = set()
+        """Lots whose ``LotWeighed`` a thread is sending now (a request or the relay)."""
 
     # -- start-up ---------------------------------------------------------------------------------
 
@@ -143,7 +146,7 @@ class WeighStations:
         at_ms = int(reading.occurred_at.timestamp() * 1000)
         session, _, number = reading.reading_id.rpartition(":")
         sequence = int(number) if number.isdigit() else None
-        with self._changed:
+        with self._lock:
             detector = self._detectors.get(reading.station_id)
             if detector is None:
                 metrics.REJECTED.labels("reading_unknown_station").inc()
@@ -169,36 +172,29 @@ class WeighStations:
                 self._versions.get(station_id, 0),
             )
 
-    def wait_change(self, station_id: str, version: int, timeout_s: float) -> None:
-        """Block until the station has a reading newer than ``version`` or the timeout passes."""
-        with self._changed:
-            self._changed.wait_for(
-                lambda: self._versions.get(station_id, 0) != version, timeout=timeout_s
-            )
-
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
     def _take(self, station_id: str) -> StableWeight:
-        with self._changed:
+        with self._lock:
             detector = self._detectors[station_id]
             weight = detector.take(self._now_ms())
             self._touch(station_id)
             return weight
 
     def _release(self, station_id: str) -> None:
-        with self._changed:
+        with self._lock:
             self._detectors[station_id].release_take()
             self._touch(station_id)
 
     def _touch(self, station_id: str) -> None:
         """A change the console should show at once (a reading, a take); caller holds the lock."""
         self._versions[station_id] = self._versions.get(station_id, 0) + 1
-        self._changed.notify_all()
 
     # -- weighings --------------------------------------------------------------------------------
 
     def weigh_crates(self, station_id: str, details: LotDetails, operator: str) -> Ticketed:
+        started = time.monotonic()
         with self.ledger.lock:
             existing = self._existing(details.lot_id)
             if existing is not None:
@@ -208,7 +204,8 @@ class WeighStations:
                 station_id,
                 lambda gross_g: self.house.decide_crate_weighing(station_id, details, gross_g),
             )
-            return self._record_weighing(station_id, body, weight, operator)
+            recorded = self._record_weighing(station_id, body, weight, operator)
+        return self._announce(recorded, started)
 
     def weigh_in(
         self,
@@ -219,6 +216,7 @@ class WeighStations:
         use_stored_tare: bool = False,
     ) -> Ticketed | PendingVehicle:
         """A loaded truck on the truck scale: its gross, or with a stored tare, all of it."""
+        started = time.monotonic()
         with self.ledger.lock:
             existing = self._existing(details.lot_id)
             if existing is not None:
@@ -232,34 +230,36 @@ class WeighStations:
             weight, body = self._weigh(
                 station_id, lambda gross_g: decide(station_id, details, plate, gross_g)
             )
-            if use_stored_tare:
-                return self._record_weighing(station_id, body, weight, operator)
-            try:
-                self.ledger.append(
-                    Kind.VEHICLE_WEIGHED_IN,
-                    operator,
-                    body,
-                    station_id=station_id,
-                    correlation_id=details.lot_id,
-                )
-            except PublishFailed:
-                self._release(station_id)
-                raise
-            with self._lock:
-                return self.house.pending[body["plate"]]
+            if not use_stored_tare:
+                try:
+                    self.ledger.append(
+                        Kind.VEHICLE_WEIGHED_IN,
+                        operator,
+                        body,
+                        station_id=station_id,
+                        correlation_id=details.lot_id,
+                    )
+                except PublishFailed:
+                    self._release(station_id)
+                    raise
+                with self._lock:
+                    return self.house.pending[body["plate"]]
+            recorded = self._record_weighing(station_id, body, weight, operator)
+        return self._announce(recorded, started)
 
     def weigh_out(self, station_id: str, plate: str, operator: str, store_tare: bool) -> Ticketed:
         """The unloaded truck back on the scale: its tare completes the lot's weighing."""
+        started = time.monotonic()
         with self.ledger.lock:
             self._guard(lambda: self.house.decide_weigh_out(station_id, plate, 0))
             weight, body = self._weigh(
                 station_id,
                 lambda tare_g: self.house.decide_weigh_out(station_id, plate, tare_g),
             )
-            ticketed = self._record_weighing(station_id, body, weight, operator)
+            recorded = self._record_weighing(station_id, body, weight, operator)
             if store_tare:
                 self.set_vehicle_tare(plate, weight.value_g, operator)
-            return ticketed
+        return self._announce(recorded, started)
 
     def _weigh(
         self, station_id: str, decide: Callable[[int], dict[str, Any]]
@@ -283,13 +283,15 @@ class WeighStations:
 
     def _record_weighing(
         self, station_id: str, body: dict[str, Any], weight: StableWeight, operator: str
-    ) -> Ticketed:
+    ) -> tuple[WeighedLot, LedgerRecord]:
+        """Append the weighing to the audit trail; the caller holds the ledger's lock."""
         body["evidence"] = {
             "value_g": weight.value_g,
             "stable_since_ms": weight.stable_since_ms,
             "time_to_stable_ms": weight.time_to_stable_ms,
             "readings": weight.readings_in_window,
         }
+        appending = time.monotonic()
         try:
             record = self.ledger.append(
                 Kind.LOT_WEIGHED,
@@ -301,36 +303,44 @@ class WeighStations:
         except PublishFailed:
             self._release(station_id)
             raise
+        metrics.LEDGER_APPEND.observe(time.monotonic() - appending)
         metrics.LOTS_WEIGHED.labels(station_id, body["mode"]).inc()
         metrics.TIME_TO_STABLE.labels(station_id).observe(weight.time_to_stable_ms / 1000)
         with self._lock:
-            lot = self.house.lot(body["lot"]["lot_id"])
+            return self.house.lot(body["lot"]["lot_id"]), record
+
+    def _announce(self, recorded: tuple[WeighedLot, LedgerRecord], started: float) -> Ticketed:
+        """Publish a recorded weighing's event (the relay retries it if the broker refuses)."""
+        lot, record = recorded
         self._publish_weighed(lot, record)
+        metrics.WEIGHING.observe(time.monotonic() - started)
         return Ticketed(lot, created=True)
 
     def _publish_weighed(self, lot: WeighedLot, record: LedgerRecord | None = None) -> bool:
-        """Publish a weighing's event; False (and the relay retries) if the broker refused.
-
-        One publish at a time, checked against what is already published: the relay and the
-        request that recorded the weighing must not both send it.
-        """
-        with self._publish_lock:
-            with self._lock:
-                if lot.lot_id in self._published:
-                    return False
-            event = messages.lot_weighed(lot, self._event_id(lot), record)
-            try:
-                self._publisher.publish(LOTS_WEIGHED, lot.lot_id, event)
-            except PublishFailed as exc:
-                log.warning(
-                    "lot %s is in the audit trail, event not yet published: %s", lot.lot_id, exc
-                )
-                self._count_unpublished()
+        """Publish a weighing's event; False if it is published already, being published by
+        another thread (the relay or the request that recorded it), or the broker refused it
+        (the relay retries)."""
+        with self._lock:
+            if lot.lot_id in self._published or lot.lot_id in self._publishing:
                 return False
+            self._publishing.add(lot.lot_id)
+        try:
+            event = messages.lot_weighed(lot, self._event_id(lot), record)
+            self._publisher.publish(LOTS_WEIGHED, lot.lot_id, event)
+        except PublishFailed as exc:
+            log.warning(
+                "lot %s is in the audit trail, event not yet published: %s", lot.lot_id, exc
+            )
+            sent = False
+        else:
+            sent = True
+        finally:
             with self._lock:
-                self._published.add(lot.lot_id)
+                self._publishing.discard(lot.lot_id)
+                if sent:
+                    self._published.add(lot.lot_id)
         self._count_unpublished()
-        return True
+        return sent
 
     def _event_id(self, lot: WeighedLot) -> uuid.UUID:
         return uuid.uuid5(EVENT_NAMESPACE, f"lot_weighed:{lot.seq}:{lot.lot_id}")

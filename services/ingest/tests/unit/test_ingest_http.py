@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from ingest.bootstrap import LoopbackPublisher, build_in_memory, default_profile, station_setups
 from ingest.domain.tare import DEFAULT_CRATE_TARES
@@ -369,7 +370,10 @@ def test_a_new_profile_version_is_activated_and_a_changed_old_one_refused(
 
 
 def test_metrics_count_weighings_and_refusals(client: TestClient, hall: Hall) -> None:
+    timed = ("melon_ingest_weighing_seconds_count", "melon_ingest_ledger_append_seconds_count")
+    before = [REGISTRY.get_sample_value(name) or 0.0 for name in timed]
     weigh(client, hall, 332_000)
+    assert [REGISTRY.get_sample_value(name) for name in timed] == [n + 1 for n in before]
     hall.readings("ws-1", 0)
     hall.readings("ws-1", 200_000, seconds=0.3)
     client.post("/stations/ws-1/weighings", json=lot(lot_id="MQ-0009"))
@@ -448,3 +452,35 @@ def test_the_relay_does_not_publish_a_weighing_its_request_is_publishing(hall: H
     relays[0].join(timeout=5)
     # Then the weighing went out once, and the relay found nothing to do
     assert len(hall.on(LOTS_WEIGHED.name)) == 1 and relayed == [0]
+
+
+def test_a_station_is_not_held_up_while_another_weighings_event_waits_for_its_ack(
+    hall: Hall,
+) -> None:
+    # Given ws-1's LotWeighed stuck at the broker until ws-2's weighing is done
+    hall.service.start_in_line()
+    hall.settle("ws-1", 332_000)
+    publish = hall.publisher.publish
+    second_done = threading.Event()
+    answers: dict[str, int] = {}
+
+    with TestClient(create_app(hall.service)) as client:
+
+        def second() -> None:
+            hall.settle("ws-2", 232_000)
+            response = client.post("/stations/ws-2/weighings", json=lot(lot_id="MQ-0002"))
+            answers["ws-2"] = response.status_code
+            second_done.set()
+
+        def held_publish(spec: Any, key: str, message: Any) -> None:
+            if spec.name == LOTS_WEIGHED.name and key == "MQ-0001":
+                threading.Thread(target=second).start()
+                second_done.wait(timeout=10)
+            publish(spec, key, message)
+
+        hall.publisher.publish = held_publish  # type: ignore[method-assign]
+        answers["ws-1"] = client.post("/stations/ws-1/weighings", json=lot()).status_code
+    # Then ws-2 was ticketed while ws-1's event was still on its way, and both went out
+    assert second_done.is_set() and answers == {"ws-1": 201, "ws-2": 201}
+    keys = [message.lot_id for message in hall.on(LOTS_WEIGHED.name)]
+    assert keys == ["MQ-0002", "MQ-0001"]

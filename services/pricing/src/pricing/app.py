@@ -13,15 +13,23 @@ ids again, which readers dedupe) or skips one whose effect is already complete.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+import faust.streams as faust_streams
+from aiokafka.errors import KafkaError
 
 from melon_contracts.admin import BOOK_RECORD_MAX_BYTES
 from melon_contracts.codec import UndecodableMessage, decode, encode_key
 from melon_contracts.commands import (
     AmendBid,
+    BookCommand,
     CancelBid,
     OfferLot,
     PlaceBid,
@@ -49,6 +57,10 @@ from pricing.settings import Settings
 log = logging.getLogger(__name__)
 settings = Settings()
 BOOK_COMMAND_TYPES = (OfferLot, PlaceBid, AmendBid, CancelBid, WithdrawLot, SetLotReserve)
+MATCH_BATCH = settings.match_batch
+MATCH_WITHIN_S = settings.match_within_ms / 1000
+PUBLISH_RETRY_S = 0.5
+PUBLISH_RETRY_MAX_S = 10.0
 
 app = faust.App(
     settings.app_id,
@@ -125,57 +137,163 @@ def offer(graded: LotGraded) -> OfferLot:
 
 @app.agent(book_commands)
 async def matcher(stream: Any) -> None:
-    async for event in stream.events():
-        await match(event)
+    # Events are acknowledged (their offsets may be committed) once the batch is done.
+    async for events in stream.take_events(MATCH_BATCH, within=MATCH_WITHIN_S):
+        await match_batch(list(events))
 
 
 async def match(event: Any) -> None:
+    """One command on its own: a batch of one."""
+    await match_batch([event])
+
+
+class BookBroken(Exception):
+    """A book raised where it should have refused: its in-memory copy may be half changed."""
+
+    def __init__(self, key: str, cause: Exception) -> None:
+        super().__init__(f"book {key} refused: {cause!r}")
+        self.key = key
+
+
+@dataclass
+class _Batch:
+    """The commands of one take, applied in memory: what to publish, what to write back."""
+
+    books: dict[str, tuple[int | None, Book | None, bool]] = field(default_factory=dict)
+    """Per book: the table version it was read at, the book now, changed in this batch."""
+    sources: dict[str, Any] = field(default_factory=dict)
+    """Per book: an event of its commands, whose partition its table record belongs to."""
+    messages: list[tuple[TopicSpec, str, Message]] = field(default_factory=list)
+    dead: list[tuple[Any, str, str]] = field(default_factory=list)
+    """Events to dead-letter: the event, why, and the ``REJECTED`` label."""
+    fills: list[tuple[BookCommand, int]] = field(default_factory=list)
+
+
+async def match_batch(events: list[Any]) -> None:
+    """Apply a batch of commands in order, publish all their outputs and wait for every
+    acknowledgement at once, then write the books back.
+
+    One round trip to the broker per batch instead of per command; a crash anywhere before the
+    write-back replays the batch with the same deterministic ids, as for a single command.
+    If a book raises, nothing of the batch has left the process: it is run again one command
+    at a time from the table, so only the command at fault is dead-lettered.
+    """
     try:
-        command = decode(BOOK_COMMANDS, event.value)
-    except UndecodableMessage as exc:
-        metrics.REJECTED.labels("undecodable").inc()
-        await outputs.dead_letter(BOOK_COMMANDS, event, str(exc))
-        return
-    if not isinstance(command, BOOK_COMMAND_TYPES):
-        metrics.REJECTED.labels("not_a_book_command").inc()
-        await outputs.dead_letter(
-            BOOK_COMMANDS, event, f"{type(command).__name__} is no book command"
-        )
-        return
-    key = book_key(command.variety, command.grade)
-    if event.key is not None and event.key != encode_key(key):
-        metrics.REJECTED.labels("wrong_key").inc()
-        await outputs.dead_letter(BOOK_COMMANDS, event, f"key does not name book {key}")
-        return
-    metrics.observe_lag(app, event)
-    stored = books.get(key)
-    try:
-        outcome = apply(_book(key, stored), command)
-    except (ValueError, KeyError, TypeError) as exc:
-        # A command the book cannot take must not stop the agent: faust would go on without it.
+        batch = _plan(events)
+    except BookBroken as broken:
+        if len(events) > 1:
+            for event in events:
+                await match_batch([event])
+            return
         metrics.REJECTED.labels("book_refused").inc()
-        await outputs.dead_letter(BOOK_COMMANDS, event, f"book {key} refused: {exc!r}")
+        await outputs.dead_letter(BOOK_COMMANDS, events[0], str(broken))
         return
-    metrics.COMMANDS.labels(command.type).inc()
-    if outcome.rejection:
-        metrics.REJECTED.labels(command.type).inc()
-        log.info("book %s refused %s: %s", key, command.correlation_id, outcome.rejection)
-    messages: list[tuple[TopicSpec, str, Message]] = []
-    messages += [(TRADES, key, trade) for trade in trade_events(outcome.fills)]
-    messages += [(BID_UPDATES, b.bid_id, b) for b in bid_events(outcome.book, outcome.bid_updates)]
-    if outcome.changed:
-        messages.append((BOARD_UPDATES, key, board_event(outcome.board, command.correlation_id)))
-    await outputs.publish_all(messages)
-    if outcome.fills:
-        metrics.observe_trades(command, len(outcome.fills))
-        log.info("book %s: %d trade(s) from %s", key, len(outcome.fills), command.correlation_id)
-    if outcome.changed:
-        metrics.observe_board(outcome.board)
-        version = 1 if stored is None else stored["version"] + 1
-        books[key] = {"version": version, "book": outcome.book.to_dict()}
-        _cache[key] = (version, outcome.book)
-    elif stored is not None:
-        _cache[key] = (stored["version"], outcome.book)
+    for event, reason, label in batch.dead:
+        metrics.REJECTED.labels(label).inc()
+        await outputs.dead_letter(BOOK_COMMANDS, event, reason)
+    metrics.BATCH.observe(len(events))
+    await _publish(batch.messages)
+    for command, count in batch.fills:
+        metrics.observe_trades(command, count)
+    for key, (version, book, changed) in batch.books.items():
+        if book is None:
+            continue
+        if changed:
+            written = 1 if version is None else version + 1
+            with _partition_of(batch.sources[key]):
+                books[key] = {"version": written, "book": book.to_dict()}
+            _cache[key] = (written, book)
+        elif version is not None:
+            _cache[key] = (version, book)
+
+
+async def _publish(messages: list[tuple[TopicSpec, str, Message]]) -> None:
+    """Publish a batch's outputs until the broker has them all.
+
+    The commands' offsets are acknowledged once the batch is done, so giving up here would
+    skip them: matching waits for the broker instead, and says so. A send that did land is sent
+    again with the same event ids, which readers dedupe.
+    """
+    delay = PUBLISH_RETRY_S
+    while True:
+        try:
+            await outputs.publish_all(messages)
+            return
+        except (KafkaError, OSError, TimeoutError) as exc:
+            metrics.PUBLISH_RETRIES.inc()
+            log.warning(
+                "the broker did not take %d output(s) (%r); matching waits, sending again in %.1fs",
+                len(messages),
+                exc,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, PUBLISH_RETRY_MAX_S)
+
+
+@contextmanager
+def _partition_of(event: Any) -> Iterator[None]:
+    """Make ``event`` faust's current event while a table record is written.
+
+    A table record goes to the changelog partition of the event being processed, which faust
+    reads from a context variable that its per-event iteration sets; a batch taken with
+    ``take_events`` leaves it unset, so the write-back names the event of the book's commands.
+    """
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
+def _plan(events: list[Any]) -> _Batch:
+    batch = _Batch()
+    for event in events:
+        try:
+            command = decode(BOOK_COMMANDS, event.value)
+        except UndecodableMessage as exc:
+            batch.dead.append((event, str(exc), "undecodable"))
+            continue
+        if not isinstance(command, BOOK_COMMAND_TYPES):
+            reason = f"{type(command).__name__} is no book command"
+            batch.dead.append((event, reason, "not_a_book_command"))
+            continue
+        key = book_key(command.variety, command.grade)
+        if event.key is not None and event.key != encode_key(key):
+            batch.dead.append((event, f"key does not name book {key}", "wrong_key"))
+            continue
+        metrics.observe_lag(app, event)
+        batch.sources[key] = event
+        try:
+            if key not in batch.books:
+                stored = books.get(key)
+                version = None if stored is None else stored["version"]
+                batch.books[key] = (version, _book(key, stored), False)
+            version, book, changed = batch.books[key]
+            outcome = apply(book, command)
+        except (ValueError, KeyError, TypeError) as exc:
+            # A command the book cannot take must not stop the agent: faust would go on
+            # without it.
+            raise BookBroken(key, exc) from exc
+        batch.books[key] = (version, outcome.book, changed or outcome.changed)
+        metrics.COMMANDS.labels(command.type).inc()
+        if outcome.rejection:
+            metrics.REJECTED.labels(command.type).inc()
+            log.info("book %s refused %s: %s", key, command.correlation_id, outcome.rejection)
+        batch.messages += [(TRADES, key, trade) for trade in trade_events(outcome.fills)]
+        batch.messages += [
+            (BID_UPDATES, b.bid_id, b) for b in bid_events(outcome.book, outcome.bid_updates)
+        ]
+        if outcome.changed:
+            line = board_event(outcome.board, command.correlation_id)
+            batch.messages.append((BOARD_UPDATES, key, line))
+            metrics.observe_board(outcome.board)
+        if outcome.fills:
+            batch.fills.append((command, len(outcome.fills)))
+            log.info(
+                "book %s: %d trade(s) from %s", key, len(outcome.fills), command.correlation_id
+            )
+    return batch
 
 
 _cache: dict[str, tuple[int, Book]] = {}

@@ -25,6 +25,15 @@ MATCH_LATENCY = Histogram(
     "From a command's occurred_at to its trades acknowledged",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+BATCH = Histogram(
+    "melon_pricing_match_batch_commands",
+    "Commands the matcher applied per wait for the broker: 1 when idle, more under a backlog",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
+)
+PUBLISH_RETRIES = Counter(
+    "melon_pricing_publish_retries",
+    "Times a batch's outputs were sent again because the broker did not take them",
+)
 BID_DEPTH = Gauge("melon_pricing_bid_depth_kg", "Kilograms bid and resting, per book", ["book"])
 OFFERED = Gauge("melon_pricing_offered_kg", "Kilograms of lots resting, per book", ["book"])
 LAG = Gauge(

@@ -23,6 +23,19 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(
         default=8012, ge=0, le=65_535, description="The matcher's /metrics; 0 serves none"
     )
+    match_batch: int = Field(
+        default=64,
+        ge=1,
+        le=1_000,
+        description="Most book commands the matcher applies before one wait for the broker's "
+        "acknowledgements; a backlog is worked off in batches this big",
+    )
+    match_within_ms: int = Field(
+        default=5,
+        ge=1,
+        le=1_000,
+        description="Longest a command waits for others to join its batch",
+    )
     merchants_file: str = Field(
         default="var/pricing/merchants.json",
         description="Merchant and cooperative accounts: ids, limits, hashed tokens",

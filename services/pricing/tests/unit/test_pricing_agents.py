@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
+from prometheus_client import REGISTRY
 
 from melon_contracts.codec import encode, encode_key
 from melon_contracts.commands import OfferLot, PlaceBid
+from melon_contracts.envelope import Message
 from melon_contracts.events import BidUpdated, BoardUpdated, LotGraded, TradeExecuted
 from melon_contracts.reference import Grade
-from melon_contracts.topics import BID_UPDATES, BOARD_UPDATES, BOOK_COMMANDS, TRADES
+from melon_contracts.topics import BID_UPDATES, BOARD_UPDATES, BOOK_COMMANDS, TRADES, TopicSpec
 from pricing import app as worker
 from pricing.adapters.outputs import RecordingOutputs
 from pricing.domain.book import Book
@@ -28,6 +31,15 @@ def outputs(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingOutputs]:
     yield recording
     worker.books.data.clear()
     worker._cache.clear()
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """The matcher takes commands in batches: ``put`` returns once a command joined one."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        assert loop.time() < deadline, "the matcher did not get there in time"
+        await asyncio.sleep(0.005)
 
 
 def graded(lot_id: str) -> LotGraded:
@@ -131,6 +143,7 @@ def test_a_command_the_book_cannot_take_is_dead_lettered_and_the_matcher_carries
     async def scenario() -> None:
         async with worker.matcher.test_context() as agent:
             await agent.put(encode(place("b3", 10)), key=encode_key(BOOK))
+            await until(lambda: len(outputs.sent) == 1)
             worker.books.data.clear()
             await agent.put(encode(place("b4", 10)), key=encode_key(BOOK))
 
@@ -154,6 +167,7 @@ def test_the_table_decides_when_it_moved_on_without_this_worker(outputs: Recordi
     async def scenario() -> None:
         async with worker.matcher.test_context() as agent:
             await agent.put(encode(offer), key=encode_key(BOOK))
+            await until(lambda: BOOK in worker.books.data)
             # Another worker owned the book meanwhile and sold the lot: the table says so
             empty = Book(BOOK, "xizhoumi", Grade.CLASS_I).to_dict()
             worker.books.data[BOOK] = {"version": 7, "book": empty}
@@ -162,3 +176,78 @@ def test_the_table_decides_when_it_moved_on_without_this_worker(outputs: Recordi
     asyncio.run(scenario())
     assert outputs.on(TRADES) == []
     assert worker.books[BOOK]["version"] == 8
+
+
+def test_a_broken_book_in_a_batch_costs_only_its_own_command(outputs: RecordingOutputs) -> None:
+    # Given a book whose stored record is broken, and commands for it among a healthy book's
+    other = "xizhoumi.extra"
+    worker.books.data[BOOK] = {"version": 1, "book": {"not": "a book"}}
+
+    def extra(bid_id: str) -> PlaceBid:
+        return place(bid_id, 10).model_copy(update={"grade": Grade.EXTRA})
+
+    async def scenario() -> None:
+        async with worker.matcher.test_context() as agent:
+            for command, key in (
+                (extra("e1"), other),
+                (place("b5", 10), BOOK),
+                (extra("e2"), other),
+            ):
+                await agent.put(encode(command), key=encode_key(key), wait=False)
+            await until(lambda: len(outputs.sent) == 5)
+
+    asyncio.run(scenario())
+    # Then its command alone is dead-lettered; the others went out exactly once, in order
+    names = [(name, key) for name, key, _ in outputs.sent]
+    assert sorted(names) == sorted(
+        [
+            (BOOK_COMMANDS.dlq, BOOK),
+            (BID_UPDATES.name, "e1"),
+            (BOARD_UPDATES.name, other),
+            (BID_UPDATES.name, "e2"),
+            (BOARD_UPDATES.name, other),
+        ]
+    )
+    assert [key for name, key in names if name == BID_UPDATES.name] == ["e1", "e2"]
+    assert worker.books[other]["book"]["bids"] and worker.books.data[BOOK]["version"] == 1
+
+
+class FlakyBroker(RecordingOutputs):
+    """Refuses the first ``failures`` batches, as a broker that went away for a moment."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def publish_all(self, messages: list[tuple[TopicSpec, str, Message]]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise KafkaConnectionError("broker went away")
+        await super().publish_all(messages)
+
+
+def test_the_matcher_waits_for_the_broker_rather_than_skip_a_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a broker that refuses the outputs twice
+    flaky = FlakyBroker(failures=2)
+    monkeypatch.setattr(worker, "outputs", flaky)
+    monkeypatch.setattr(worker, "PUBLISH_RETRY_S", 0.01)
+    worker.books.data.clear()
+    worker._cache.clear()
+    retries = REGISTRY.get_sample_value("melon_pricing_publish_retries_total") or 0.0
+
+    async def scenario() -> None:
+        async with worker.matcher.test_context() as agent:
+            await agent.put(encode(place("b6", 10)), key=encode_key(BOOK))
+            await until(lambda: BOOK in worker.books.data)
+
+    asyncio.run(scenario())
+    # Then the bid's outputs went out once the broker took them, and the book was written after
+    assert [(name, key) for name, key, _ in flaky.sent] == [
+        (BID_UPDATES.name, "b6"),
+        (BOARD_UPDATES.name, BOOK),
+    ]
+    assert REGISTRY.get_sample_value("melon_pricing_publish_retries_total") == retries + 2
+    worker.books.data.clear()
+    worker._cache.clear()

@@ -62,6 +62,8 @@ _REFUSALS: Refusals = {
     PublishFailed: (status.HTTP_503_SERVICE_UNAVAILABLE, "broker_unavailable"),
 }
 _DOCUMENTED = documented(_REFUSALS)
+STREAM_TICK_S = 0.1
+"""How often a console's scale stream looks for a change: at most ten events a second."""
 
 Kg = Annotated[Decimal, Field(allow_inf_nan=False, description='Kilograms, e.g. "1.6"')]
 
@@ -340,17 +342,19 @@ def create_app(service: IngestService) -> FastAPI:
         scale_view(stations, station_id)  # 404 before the stream starts
 
         async def events() -> AsyncIterator[str]:
+            # The view is read on the event loop: it takes the state lock for microseconds,
+            # where a thread per stream waiting for the next change would use up the default
+            # executor's few workers once a hall has more consoles open than it has cores.
             version = -1
             sent_at = 0.0
             while True:
-                view = await asyncio.to_thread(scale_view, stations, station_id)
+                view = scale_view(stations, station_id)
                 # Send on every change, and at least once a second, so a scale that stops
                 # sending shows as offline on the console within its stale time.
                 if view["version"] != version or time.monotonic() - sent_at >= 1.0:
                     version, sent_at = view["version"], time.monotonic()
                     yield f"event: scale\ndata: {json.dumps(view)}\n\n"
-                await asyncio.to_thread(stations.wait_change, station_id, version, 0.5)
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(STREAM_TICK_S)
 
         return StreamingResponse(
             events(),
