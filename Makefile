@@ -68,8 +68,9 @@ bench: setup
 	$(BIN)/python bench/bench_baselines.py --bootstrap $(BOOTSTRAP) --json var/bench/baselines.json
 	# The fan-out bench writes board lines; on its own broker they stay off the hall's board.
 	$(BIN)/python bench/bench_fanout.py --json var/bench/fanout.json
-	$(BIN)/python bench/bench_pipeline.py --baselines var/bench/baselines.json \
-		--json var/bench/pipeline.json
+	# More and quicker scales than any hall has, so that the hall, not its scales, runs out first.
+	$(BIN)/python bench/bench_pipeline.py --stations 64 --settle-s 0.3 --min-rate 2 --max-rate 32 \
+		--baselines var/bench/baselines.json --profile var/bench/profile --json var/bench/pipeline.json
 	@$(MAKE) --no-print-directory browser
 	$(BIN)/python bench/plot.py --dir var/bench
 

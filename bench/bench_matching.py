@@ -1,6 +1,7 @@
 """How many book commands a second the matching core applies on this machine.
 
-    python bench/bench_matching.py [--seconds 5] [--books 4] [--seed 7] [--json out.json]
+    python bench/bench_matching.py [--seconds 5] [--books 4] [--seed 7] [--batch 64]
+        [--json out.json]
 
 A seeded stream over several books (variety x grade): bids placed (most of it), amended and
 cancelled by their merchants, and lots arriving, on a simulated clock of a few seconds a command,
@@ -11,7 +12,10 @@ first plays a warm-up of simulated hours, untimed, and then measures.
 Rows:
 - ``memory``: the books stay objects between commands; the time is ``market.apply`` alone;
 - ``stored``: every command restores its book with ``Book.from_dict``, applies, and stores it
-  with ``to_dict``, as a worker that keeps books in a table of plain values does.
+  with ``to_dict``, as a worker that keeps books in a table of plain values and nothing else does;
+- ``batched``: as the matcher works under a backlog (``PRICING_MATCH_BATCH``): books stay objects,
+  commands come in batches of ``--batch``, and each book a batch changed is stored once with
+  ``to_dict``; a command's time is its ``apply`` plus its share of its batch's stores.
 
 Building the commands is outside the clock. Per operation: p50 and p99 in microseconds. The run
 takes about ``--seconds`` in all, split between the rows.
@@ -223,6 +227,38 @@ def warm(workload: Workload) -> dict[str, Book]:
     return books
 
 
+def run_batched(
+    name: str, start: tuple[Workload, dict[str, Any]], seconds: float, batch: int
+) -> Row:
+    """Play the stream in batches, storing each changed book once per batch."""
+    workload = copy.deepcopy(start[0])
+    books = {key: Book.from_dict(value) for key, value in start[1].items()}
+    latencies: dict[str, list[int]] = {kind: [] for kind in KINDS}
+    trades = 0
+    clock = time.perf_counter_ns
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        applied: list[tuple[str, int]] = []
+        changed: set[str] = set()
+        for _ in range(batch):
+            kind, key, command = workload.next()
+            began = clock()
+            outcome = apply(books.get(key), command)
+            applied.append((kind, clock() - began))
+            books[key] = outcome.book
+            if outcome.changed:
+                changed.add(key)
+            trades += len(outcome.fills)
+            workload.observe(key, outcome)
+        began = clock()
+        for key in changed:
+            books[key].to_dict()
+        share = (clock() - began) // len(applied)
+        for kind, took in applied:
+            latencies[kind].append(took + share)
+    return Row(name, latencies, trades, list(books.values()))
+
+
 def run(name: str, start: tuple[Workload, dict[str, Any]], seconds: float, stored: bool) -> Row:
     """Play the stream on from the warmed-up state for about ``seconds``."""
     workload = copy.deepcopy(start[0])
@@ -269,19 +305,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="rough total run time")
     parser.add_argument("--books", type=int, default=4, help="books (variety x grade) to trade")
     parser.add_argument("--seed", type=int, default=7, help="seed of the command stream")
-    parser.add_argument("--no-stored", action="store_true", help="skip the stored row")
+    parser.add_argument("--no-stored", action="store_true", help="skip the stored rows")
+    parser.add_argument("--batch", type=int, default=64, help="commands a batch, batched row")
     parser.add_argument("--json", type=Path, help="write the results to this file as JSON")
     args = parser.parse_args(argv)
     if not 1 <= args.books <= len(VARIETIES) * len(Grade):
         parser.error(f"--books must be 1 to {len(VARIETIES) * len(Grade)}")
 
-    names = ["memory"] if args.no_stored else ["memory", "stored"]
+    if not 1 <= args.batch <= 10_000:
+        parser.error("--batch must be 1 to 10000")
+    names = ["memory"] if args.no_stored else ["memory", "stored", "batched"]
     began = time.perf_counter()
     workload = Workload(args.seed, args.books)
     books = warm(workload)
     start = (workload, {key: book.to_dict() for key, book in books.items()})
     share = max(0.2, args.seconds - (time.perf_counter() - began)) / len(names)
-    rows = [run(name, start, share, name == "stored") for name in names]
+    rows = [
+        run_batched(name, start, share, args.batch)
+        if name == "batched"
+        else run(name, start, share, name == "stored")
+        for name in names
+    ]
 
     machine = common.machine()
     print(
@@ -301,6 +345,7 @@ def main(argv: list[str] | None = None) -> None:
             "machine": machine,
             "books": args.books,
             "seed": args.seed,
+            "batch": args.batch,
             "results": [stat for row in rows for stat in row.stats()],
             "trades": {row.name: row.trades for row in rows},
             "book_sizes": {row.name: row.sizes() for row in rows},

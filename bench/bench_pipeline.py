@@ -2,7 +2,7 @@
 
     python bench/bench_pipeline.py [--seconds 20] [--min-rate 0.5] [--max-rate 8] [--refine 1]
         [--stations 12] [--settle-s 1.0] [--drain-s 30] [--baselines var/bench/baselines.json]
-        [--json out.json] [--keep DIR]
+        [--json out.json] [--keep DIR] [--profile DIR]
 
 The run starts a broker of its own (a temporary folder, free ports on 127.0.0.1) and the hall's
 services as separate processes (``melon_devkit.hall``), with ``--stations`` simulated platform
@@ -11,7 +11,8 @@ the hall's do. It drives the hall only through its front doors:
 
 - lots: one worker per station loads the scale through the simulator's control API, waits for
   ingest to call the weight stable, posts the weighing (``POST /stations/{id}/weighings``), takes
-  the load off and waits for the scale to read empty again: the operator's round;
+  the load off and waits for the scale to read empty again: the operator's round. It watches the
+  scale as the operator's console does, on ``GET /stations/{id}/scale/stream``;
 - bids: when a lot is due, a demo merchant bids for exactly its weight in its book, above every
   reserve (``POST /bids``), so every lot trades whole; merchants take turns and each ships to a
   destination of its own, for which one truck of 100 t waits in the yard (``POST /trucks``).
@@ -24,22 +25,26 @@ answer of ``GET /suggestions`` (polled every 100 ms while a trade is waiting for
 its trade on a truck. Everything runs on this machine, so the clocks are one.
 
 Rate search: steps of ``--seconds`` at ``--min-rate`` lots a second, doubled up to
-``--max-rate``, with a bid per lot. A step holds the rate when the stations kept up (no lot
-was still waiting for a free station a round and a half after the step, and the wait for one did
-not grow) and the hall kept up: the backlog of lots weighed but not yet traded did not grow over
-the step, the matcher's consumer lag on ``book.commands`` did not grow, the weighing-to-trade
-latency of the step's last third was not well above its first third's, and every lot weighed
-traded within ``--drain-s``. The doubling stops at the first step that does not hold;
-``--refine`` more steps each try the rate halfway between the highest held and the lowest not
-held. The latency is then measured in runs of ``--seconds`` at 50 % and 100 % of the highest rate
-held. With the defaults the whole run takes about three minutes.
+``--max-rate``, with a bid per lot. A step holds the rate when the stations kept up (no lot was
+still waiting for a free station a round and a half after the step, the wait for one did not
+grow, and lots were weighed at 95 % of the offered rate or more) and the hall kept up: ingest
+answered a weighing within half a second at p50, the backlog of lots weighed but not yet traded
+did not grow over the step, nor did the matcher's consumer lag on ``book.commands``, lots traded
+at 95 % of the rate they were weighed or more, the weighing-to-trade latency of the step's last
+third was not well above its first third's, and every lot weighed traded within ``--drain-s``.
+The doubling stops at the first step that does not hold; ``--refine`` more steps each try the
+rate halfway between the highest held and the lowest not held. The latency is then measured in
+runs of ``--seconds`` at 50 % and 100 % of the highest rate held. With the defaults the whole
+run takes about three minutes.
 
 What limits the rate is said as found: a station's round (settling, ingest's stable window, the
-ticket, unloading, the return to zero) bounds what ``--stations`` stations can weigh; the CPU
-each process used per step shows who was busy. ``records_per_s`` counts the records the lots
-made on every topic but ``scale.readings`` (which the indicators fill at their own rate
-regardless). With ``--baselines`` (a ``bench_baselines.py`` JSON) the run prints that rate over
-the kafka-python consume-transform-produce loop's.
+ticket, unloading, the return to zero; each step gives the p50 of each part) bounds what
+``--stations`` stations can weigh; the CPU each process used per step shows who was busy. With
+``--profile`` every service is recorded with py-spy during the run at 100 % (``sampling.py``):
+the report charges each process's samples to the hall's own functions. ``records_per_s`` counts
+the records the lots made on every topic but ``scale.readings`` (which the indicators fill at
+their own rate regardless). With ``--baselines`` (a ``bench_baselines.py`` JSON) the run prints
+that rate over the kafka-python consume-transform-produce loop's.
 """
 
 from __future__ import annotations
@@ -109,6 +114,9 @@ STEP_WAIT_S = 30.0
 GROWTH_LATENCY_FACTOR = 1.5
 GROWTH_LATENCY_SLACK_S = 0.5
 MIN_LOTS_FOR_TREND = 6
+KEEP_UP = 0.95
+"""A step holds only if lots were weighed at this share of the offered rate, and traded at this
+share of the rate they were weighed."""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -1133,6 +1141,11 @@ def judge(step: Step, stations: int) -> None:
             f"the wait for a free station grew from {wait['first_third']:.1f}s to "
             f"{wait['last_third']:.1f}s"
         )
+    if step.lots >= MIN_LOTS_FOR_TREND and step.weigh_rate < KEEP_UP * step.rate:
+        step.stations_limited = True
+        step.reasons.append(
+            f"the stations weighed {step.weigh_rate:.1f} of the {step.rate:g} lots/s offered"
+        )
     phases = step.round_phases_s
     if step.stations_limited and round_s:
         step.reasons.append(
@@ -1169,6 +1182,11 @@ def judge(step: Step, stations: int) -> None:
         step.reasons.append(
             f"weighing-to-trade latency grew from {latency['first_third']:.2f}s to "
             f"{latency['last_third']:.2f}s"
+        )
+    if step.traded >= MIN_LOTS_FOR_TREND and step.trade_rate < KEEP_UP * step.weigh_rate:
+        step.hall_limited = True
+        step.reasons.append(
+            f"the matcher traded {step.trade_rate:.1f} of the {step.weigh_rate:.1f} lots/s weighed"
         )
     if step.traded < step.weighed:
         step.hall_limited = True
@@ -1439,6 +1457,11 @@ def measure(args: argparse.Namespace, home: Path, document: dict[str, Any]) -> N
             "trade_rate": full.trade_rate if full else 0.0,
         }
         document["limit"] = limit_text(steps, sustained, args.max_rate, os.cpu_count() or 1)
+        if full is not None and not full.held:
+            document["limit"] += (
+                f"; the latency run at {full.rate:g} lots/s did not hold again: "
+                + "; ".join(full.reasons)
+            )
         document["watchers"] = {
             "board_connects": board.connects,
             "board_errors": board.errors[:5],
@@ -1479,7 +1502,10 @@ def print_report(document: dict[str, Any], steps: list[Step], latency: dict[str,
         )
     if "profile" in document:
         full = document["latency"].get("100%", {})
-        print("where the CPU went at 100 % (py-spy: samples holding the GIL, by total share)")
+        print(
+            "where the CPU went at 100 % (py-spy samples holding the GIL, each charged to the "
+            "deepest own function on its stack)"
+        )
         print(sampling.report(document["profile"], full.get("cpu_share", {})))
 
 

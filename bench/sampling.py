@@ -6,11 +6,14 @@
 while; py-spy reads the process from outside (it needs ptrace), so the service runs unchanged.
 A raw record holds collapsed stacks, one ``thread;frame;...;frame count`` per line, of the
 moments a thread held the GIL: the process's Python CPU. ``summarise`` turns one into shares of
-those samples: each function by itself (``self``) and with everything it called (``total``),
-with the hall's own functions (``OWN``) listed apart, so the busiest of them read first.
+those samples: each function by itself (``self``), and ``own``: each sample charged to the
+deepest of the hall's own functions (``OWN``) on its stack, with what it called in libraries,
+so a JSON encoder busy for ``Book.to_dict`` counts for ``Book.to_dict``; a sample with no own
+frame at all counts for the library it was in, as ``[aiokafka]``.
 
 C code that lets the GIL go (socket I/O, the CP-SAT solver) is not in the samples; the benches'
-``/proc`` CPU shares count it.
+``/proc`` CPU shares count it. ``gil_held`` is the share of the time some thread held the GIL,
+on a CPU or waiting for one: on a machine with every core busy it is above the CPU share.
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ def frame_name(frame: str) -> str:
 
 def summarise(path: Path, seconds: float, rate_hz: int = RATE_HZ, top: int = TOP) -> dict[str, Any]:
     """Shares of a raw py-spy record's samples, per function, by itself and in total."""
-    own_self: Counter[str] = Counter()
-    total: Counter[str] = Counter()
+    leaf: Counter[str] = Counter()
+    charged: Counter[str] = Counter()
     samples = 0
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
@@ -59,24 +62,31 @@ def summarise(path: Path, seconds: float, rate_hz: int = RATE_HZ, top: int = TOP
         frames = [frame_name(f) for f in stack.split(";")[1:] if f.strip()]
         if not frames:
             continue
-        own_self[frames[-1]] += n
-        for frame in set(frames):
-            total[frame] += n
+        leaf[frames[-1]] += n
+        charged[charge(frames)] += n
 
-    def shares(counter: Counter[str], keep: Any = None) -> list[dict[str, Any]]:
-        ranked = [(f, n) for f, n in counter.most_common() if keep is None or keep(f)][:top]
-        return [{"function": f, "share": round(n / samples, 3)} for f, n in ranked]
-
-    def own(frame: str) -> bool:
-        return any(f"({prefix}" in frame for prefix in OWN)
+    def shares(counter: Counter[str]) -> list[dict[str, Any]]:
+        return [
+            {"function": f, "share": round(n / samples, 3)} for f, n in counter.most_common(top)
+        ]
 
     expected = seconds * rate_hz
     return {
         "samples": samples,
-        "gil_share": round(samples / expected, 3) if expected else 0.0,
-        "self": shares(own_self),
-        "own_total": shares(total, own),
+        "gil_held": round(samples / expected, 3) if expected else 0.0,
+        "self": shares(leaf),
+        "own": shares(charged),
     }
+
+
+def charge(frames: list[str]) -> str:
+    """The deepest own frame of a stack, else ``[package]`` of its innermost frame."""
+    for frame in reversed(frames):
+        if any(f"({prefix}" in frame for prefix in OWN):
+            return frame
+    inner = frames[-1]
+    path = inner[inner.rfind("(") + 1 :].rstrip(")")
+    return f"[{path.split('/', 1)[0].removesuffix('.py')}]"
 
 
 @dataclass
@@ -146,7 +156,7 @@ class Sampler:
 
 
 def report(profile: dict[str, Any], cpu_share: dict[str, float], top: int = 3) -> str:
-    """A few lines: per process its CPU, then its own busiest functions by total share."""
+    """A few lines: per process its CPU, then the functions its samples are charged to."""
     lines = []
     for name, found in profile.items():
         cpu = cpu_share.get(name)
@@ -154,12 +164,10 @@ def report(profile: dict[str, Any], cpu_share: dict[str, float], top: int = 3) -
         if "error" in found:
             lines.append(f"{head}  (no profile: {found['error']})")
             continue
-        busiest = ", ".join(
-            f"{row['function']} {row['share']:.0%}" for row in found["own_total"][:top]
-        )
+        busiest = ", ".join(f"{row['function']} {row['share']:.0%}" for row in found["own"][:top])
         hottest = found["self"][0] if found["self"] else None
         lines.append(
-            f"{head}  own: {busiest or '-'}"
+            f"{head}  {busiest or '-'}"
             + (
                 ""
                 if hottest is None
@@ -180,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{summary['samples']} samples holding the GIL\nself:")
     for row in summary["self"]:
         print(f"  {row['share']:6.1%}  {row['function']}")
-    print("own code, with what it called:")
-    for row in summary["own_total"]:
+    print("charged to the deepest own function (or library) on the stack:")
+    for row in summary["own"]:
         print(f"  {row['share']:6.1%}  {row['function']}")
     return 0
 

@@ -153,6 +153,7 @@ def test_the_pipeline_benchmark_drives_lots_to_trucks_and_writes_its_figures(
             "--stations=4",
             f"--baselines={baselines}",
             f"--json={out}",
+            f"--profile={tmp_path / 'profile'}",
         ],
         capture_output=True,
         text=True,
@@ -187,6 +188,52 @@ def test_the_pipeline_benchmark_drives_lots_to_trucks_and_writes_its_figures(
         pipeline["records_per_s"] / 1000.0, 5
     )
     assert document["limit"] and document["machine"]["kafka"] and document["machine"]["cpus"]
+    phases = first["round_phases_s"]
+    assert all(phases[name] > 0 for name in ("to_stable", "ticket", "to_empty"))
+    assert phases["ticket"] <= phases["ticket_p95"]
+    # Every service was sampled, or the run says why not (py-spy needs ptrace).
+    profile = document["profile"]
+    assert {"ingest", "gateway", "pricing-worker", "pricing-api", "dispatch"} <= set(profile)
+    for found in profile.values():
+        assert ("py-spy" in found["error"]) if "error" in found else found["samples"] > 0
+
+
+def test_the_profile_summary_shares_samples_by_function_and_lists_the_halls_own(
+    tmp_path: Path,
+) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import sampling
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    raw = tmp_path / "ingest.txt"
+    raw.write_text(
+        "\n".join(
+            [
+                "main;run (uvicorn/server.py:86);observe (ingest/service.py:150) 30",
+                "main;run (uvicorn/server.py:86);observe (ingest/service.py:157) 10",
+                "kafka;poll (kafka/net/selector.py:567) 40",
+                "main;weigh (ingest/service.py:202);dumps (json/__init__.py:238) 20",
+                "not a sample line",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    summary = sampling.summarise(raw, seconds=2, rate_hz=100)
+    assert (summary["samples"], summary["gil_held"]) == (100, 0.5)
+    # Lines of one function fold together; the hottest frame by itself comes first
+    assert summary["self"][:2] == [
+        {"function": "observe (ingest/service.py)", "share": 0.4},
+        {"function": "poll (kafka/net/selector.py)", "share": 0.4},
+    ]
+    # A library's work is charged to the hall's function that called it, else to the library
+    assert summary["own"] == [
+        {"function": "observe (ingest/service.py)", "share": 0.4},
+        {"function": "[kafka]", "share": 0.4},
+        {"function": "weigh (ingest/service.py)", "share": 0.2},
+    ]
+    text = sampling.report({"ingest": summary, "dispatch": {"error": "py-spy exit 1"}}, {})
+    assert "observe (ingest/service.py) 40%" in text and "no profile: py-spy exit 1" in text
 
 
 def bench_figures() -> dict[str, dict[str, object]]:
