@@ -3,8 +3,9 @@
     python bench/bench_recovery.py [--sizes 100,1000,4000] [--read-back] [--json out.json]
 
 The matcher keeps every order book in the changelog-backed faust table ``books``, in memory, and
-each command writes the whole book to the changelog again. A worker that starts reads the
-changelog back before it takes a command, so the time a crash costs grows with the books.
+each batch of commands writes each book it changed to the changelog again, whole. A worker that
+starts reads the changelog back before it takes a command, so the time a crash costs grows with
+the books.
 
 For each size the run starts a broker of its own (a temporary folder, free ports on 127.0.0.1)
 and a worker under a fresh app id, puts ``size`` resting bids on one book by writing ``PlaceBid``
@@ -541,10 +542,11 @@ class Trial:
         committed, so the new worker has nothing to redo; then kill the worker."""
         assert self.admin is not None
         admin, app_id = self.admin, self.result.app_id
-        written = self.size + 1  # one record per bid, and the first worker's probe
+        # The matcher writes a book once per batch of commands: wait for the record that
+        # holds every bid.
         wait_until(
             "changelog written",
-            lambda: sum(self.end_offsets(self.changelog).values()) >= written,
+            lambda: self.changelog_bids() >= self.size,
             self.timeout_s,
             every_s=0.5,
         )
@@ -570,6 +572,35 @@ class Trial:
             f"{self.result.changelog_records:,} records, "
             f"{self.result.changelog_disk_bytes:,} bytes on disk; worker killed"
         )
+
+    def changelog_bids(self) -> int:
+        """Bids resting in the book's latest changelog record (0 before there is one)."""
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.broker.bootstrap,
+            client_id="bench-recovery-tail",
+            enable_auto_commit=False,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        try:
+            parts = [TopicPartition(self.changelog, p) for p in range(PARTITIONS)]
+            ends = {tp: end for tp, end in consumer.end_offsets(parts).items() if end > 0}
+            consumer.assign(list(ends))
+            for tp, end in ends.items():
+                consumer.seek(tp, end - 1)
+            found = 0
+            deadline = time.monotonic() + 10
+            left = set(ends)
+            while left and time.monotonic() < deadline:
+                for tp, records in consumer.poll(timeout_ms=200).items():
+                    for record in records:
+                        if record.offset == ends[tp] - 1:
+                            value = json.loads(record.value or b"null") or {}
+                            found = max(found, len(value.get("book", {}).get("bids", [])))
+                            left.discard(tp)
+            return found
+        finally:
+            consumer.close()
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         consumer = KafkaConsumer(
