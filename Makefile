@@ -69,8 +69,9 @@ bench: setup
 	# The fan-out bench writes board lines; on its own broker they stay off the hall's board.
 	$(BIN)/python bench/bench_fanout.py --json var/bench/fanout.json
 	# More and quicker scales than any hall has, so that the hall, not its scales, runs out first.
-	$(BIN)/python bench/bench_pipeline.py --stations 64 --settle-s 0.3 --min-rate 2 --max-rate 32 \
-		--baselines var/bench/baselines.json --profile var/bench/profile --json var/bench/pipeline.json
+	$(BIN)/python bench/bench_pipeline.py --stations 64 --settle-s 0.3 --window-ms 500 \
+		--min-rate 2 --max-rate 48 --baselines var/bench/baselines.json \
+		--profile var/bench/profile --json var/bench/pipeline.json
 	@$(MAKE) --no-print-directory browser
 	$(BIN)/python bench/plot.py --dir var/bench
 

@@ -1,13 +1,14 @@
 """How many lots a second the whole hall carries from the scale to a truck, and how fast.
 
     python bench/bench_pipeline.py [--seconds 20] [--min-rate 0.5] [--max-rate 8] [--refine 1]
-        [--stations 12] [--settle-s 1.0] [--drain-s 30] [--baselines var/bench/baselines.json]
-        [--json out.json] [--keep DIR] [--profile DIR]
+        [--stations 12] [--settle-s 1.0] [--window-ms 1000] [--drain-s 30]
+        [--baselines var/bench/baselines.json] [--json out.json] [--keep DIR] [--profile DIR]
 
 The run starts a broker of its own (a temporary folder, free ports on 127.0.0.1) and the hall's
 services as separate processes (``melon_devkit.hall``), with ``--stations`` simulated platform
 scales instead of the hall's usual two, each settling for ``--settle-s`` after a load change as
-the hall's do. It drives the hall only through its front doors:
+the hall's do, and called stable by ingest after ``--window-ms`` of still readings. It drives
+the hall only through its front doors:
 
 - lots: one worker per station loads the scale through the simulator's control API, waits for
   ingest to call the weight stable, posts the weighing (``POST /stations/{id}/weighings``), takes
@@ -15,7 +16,12 @@ the hall's do. It drives the hall only through its front doors:
   scale as the operator's console does, on ``GET /stations/{id}/scale/stream``;
 - bids: when a lot is due, a demo merchant bids for exactly its weight in its book, above every
   reserve (``POST /bids``), so every lot trades whole; merchants take turns and each ships to a
-  destination of its own, for which one truck of 100 t waits in the yard (``POST /trucks``).
+  destination of its own, for which one truck of 100 t waits in the yard (``POST /trucks``). A
+  lot that finds no free station is not weighed, and its merchant cancels its bid.
+
+Each step starts once the matcher has worked off the commands of the steps before (at most two
+minutes). The books still grow from step to step: a book keeps the bids and lots that finished
+today and yesterday, so that a command sent again is recognised, and stores them with the book.
 
 Each lot's clock starts at its ``LotWeighed``'s ``occurred_at`` (read from ``lots.weighed``) and
 stops at: ``trade`` its ``TradeExecuted``'s ``occurred_at``; ``trade_received`` the moment a
@@ -75,6 +81,7 @@ import sampling
 from kafka import KafkaConsumer, TopicPartition
 
 from ingest.domain.grading import DEFAULT_PROFILE_ID, PROFILES_DIR, Sample, load_profile
+from ingest.settings import StationSetting as IngestStationSetting
 from melon_contracts.admin import ensure_topics
 from melon_contracts.codec import UndecodableMessage, decode
 from melon_contracts.events import LotWeighed, TradeExecuted
@@ -109,6 +116,7 @@ TICKET_SLOW_S = 0.5
 up: unloaded, it answers in tens of milliseconds."""
 SUGGESTION_POLL_S = 0.1
 SAMPLE_EVERY_S = 0.5
+QUIET_WAIT_S = 120.0
 STEP_WAIT_S = 30.0
 """Longest wait for the weighings still on the scales when a step's schedule ends."""
 GROWTH_LATENCY_FACTOR = 1.5
@@ -122,6 +130,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 class BenchError(RuntimeError):
     """Something the run needs did not happen in time."""
+
+
+class ScaleIncident(BenchError):
+    """A scale never read stable or empty (a zero that drifted, say): the operator's trouble
+    at one station, counted apart from the hall's failures."""
 
 
 def progress(message: str) -> None:
@@ -193,7 +206,9 @@ def make_accounts(path: Path) -> None:
         accounts.add(account_id, name, limit, role=role, token=demo_token(account_id))
 
 
-def build_hall(bootstrap: str, home: Path, stations: list[Station], settle_s: float) -> Hall:
+def build_hall(
+    bootstrap: str, home: Path, stations: list[Station], settle_s: float, window_ms: int
+) -> Hall:
     """The hall's services with ``stations`` platform scales in place of its own three.
 
     The scale simulator, ingest and the gateway are the hall's processes with the hall's
@@ -222,7 +237,13 @@ def build_hall(bootstrap: str, home: Path, stations: list[Station], settle_s: fl
         health_url=scales.health_url,
     )
     settings = [
-        {"id": s.station, "kind": "platform", "division_g": DIVISION_G, "max_kg": str(CAPACITY_KG)}
+        {
+            "id": s.station,
+            "kind": "platform",
+            "division_g": DIVISION_G,
+            "max_kg": str(CAPACITY_KG),
+            "window_ms": window_ms,
+        }
         for s in stations
     ]
     hall.services["ingest"] = ServiceProcess(
@@ -299,6 +320,8 @@ class Lot:
     """A finished round: ``to_stable``, ``ticket`` (the weighing request), ``to_empty``."""
     done_at: float | None = None
     error: str = ""
+    incident: str = ""
+    """Why the lot's scale never came to rest (not the hall's failure); the lot is not weighed."""
     dropped: bool = False
 
 
@@ -585,7 +608,7 @@ class ScaleWatcher(SseReader):
 
         with self.changed:
             if not self.changed.wait_for(reached, timeout=timeout_s):
-                raise BenchError(
+                raise ScaleIncident(
                     f"scale {self.station} not {want} within {timeout_s:.0f}s: {self.view}"
                 )
 
@@ -732,6 +755,15 @@ def weigh(
             lot.phases_s["to_empty"] = time.time() - unloaded
 
 
+def cancel_bid(http: httpx.Client, urls: Urls, lot: Lot) -> bool:
+    """The merchant takes back the bid of a lot that never reached a scale."""
+    response = http.post(
+        f"{urls.pricing}/bids/{lot.bid_id}/cancel",
+        headers={"Authorization": f"Bearer {demo_token(lot.merchant.account_id)}"},
+    )
+    return response.status_code == 202
+
+
 def place_bid(http: httpx.Client, urls: Urls, lot: Lot, grade: Grade, net_kg: str) -> None:
     response = http.post(
         f"{urls.pricing}/bids",
@@ -779,6 +811,8 @@ class Stations:
                 lot.started_at, lot.station = time.time(), station
                 try:
                     weigh(http, self.urls, self.scales[station], lot, next(self.serial))
+                except ScaleIncident as exc:
+                    lot.incident = str(exc)[:300]
                 except (BenchError, httpx.HTTPError, ValueError, KeyError) as exc:
                     lot.error = str(exc)[:300]
                 lot.done_at = time.time()
@@ -823,6 +857,7 @@ class Step:
     bid_rate: float = 0.0
     weighed: int = 0
     weigh_failures: int = 0
+    scale_incidents: int = 0
     dropped: int = 0
     traded: int = 0
     on_board: int = 0
@@ -844,6 +879,10 @@ class Step:
     records_per_lot: float = 0.0
     cpu_share: dict[str, float] = field(default_factory=dict)
     drain_s: float = 0.0
+    quiet_s: float = 0.0
+    """Waited before the step for the matcher to finish an earlier step's commands."""
+    bids_cancelled: int = 0
+    """Bids of lots that found no free station, taken back by their merchants."""
     held: bool = False
     stations_limited: bool = False
     hall_limited: bool = False
@@ -942,8 +981,20 @@ class Run:
             f"be {self.grade.value})"
         )
 
+    def quiet(self) -> float:
+        """Wait (bounded) until the matcher has no command left from an earlier step, so each
+        step starts on an idle hall; the seconds waited."""
+        began = time.monotonic()
+        still = 0
+        while time.monotonic() - began < QUIET_WAIT_S and still < 2:
+            lag = matcher_lag(self.http, self.urls.matcher)
+            still = still + 1 if not lag else 0
+            time.sleep(SAMPLE_EVERY_S)
+        return round(time.monotonic() - began, 1)
+
     def step(self, label: str, rate: float, seconds: float) -> Step:
         step = Step(label, rate, seconds)
+        step.quiet_s = self.quiet()
         count = max(1, round(rate * seconds))
         lots: list[Lot] = []
         samples: list[tuple[int, int, float | None]] = []
@@ -986,6 +1037,8 @@ class Run:
         step.bid_failures = step.lots - step.bids_placed
         step.bid_rate = round(step.bids_placed / (schedule_end - started), 3)
         self._finish_weighing(lots, step)
+        orphans = [lot for lot in lots if (lot.dropped or lot.incident) and lot.bid_at is not None]
+        step.bids_cancelled = sum(cancel_bid(self.http, self.urls, lot) for lot in orphans)
         drain_began = time.monotonic()
         self._drain(lots)
         step.drain_s = round(time.monotonic() - drain_began, 1)
@@ -1046,6 +1099,8 @@ class Run:
         ticketed = [lot for lot in lots if lot.ticketed_at is not None]
         step.weighed = len(ticketed)
         step.weigh_failures = sum(1 for lot in lots if lot.error)
+        step.scale_incidents = sum(1 for lot in lots if lot.incident)
+        step.errors += [lot.incident for lot in lots if lot.incident][:3]
         step.errors += [lot.error for lot in lots if lot.error][:3]
         step.errors += [lot.bid_error for lot in lots if lot.bid_error][:3]
         span = schedule_end - started
@@ -1357,7 +1412,7 @@ def measure(args: argparse.Namespace, home: Path, document: dict[str, Any]) -> N
     cleanup: list[Callable[[], None]] = []
     try:
         ensure_topics(broker.bootstrap)
-        hall = build_hall(broker.bootstrap, home / "hall", stations, args.settle_s)
+        hall = build_hall(broker.bootstrap, home / "hall", stations, args.settle_s, args.window_ms)
         make_accounts(hall.merchants_file)
         took = hall.start(timeout_s=120)
         document["startup"]["hall_s"] = round(took, 1)
@@ -1487,7 +1542,8 @@ def print_report(document: dict[str, Any], steps: list[Step], latency: dict[str,
     print(
         f"Melon Hall pipeline, Kafka {machine['kafka']}, Python {machine['python']} on "
         f"{machine['cpus']} CPUs (load {machine['load_average_at_start'][0]}); "
-        f"{settings['stations']} stations settling {settings['settle_s']:g}s, lots of "
+        f"{settings['stations']} stations settling {settings['settle_s']:g}s, stable after "
+        f"{settings['window_ms']} ms, lots of "
         f"{document['warm_up']['net_kg']} kg net, one bid per lot"
     )
     print(step_table(steps))
@@ -1525,6 +1581,12 @@ def main(argv: list[str] | None = None) -> int:
         "--settle-s", type=float, default=1.0, help="a scale's settling time after a load change"
     )
     parser.add_argument(
+        "--window-ms",
+        type=int,
+        default=IngestStationSetting.model_fields["window_ms"].default,
+        help="how long ingest wants a load still before it is stable (the stations' legal window)",
+    )
+    parser.add_argument(
         "--drain-s", type=float, default=30.0, help="longest wait for a step's lots to trade"
     )
     parser.add_argument(
@@ -1550,6 +1612,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--stations must be 1 to {MAX_STATIONS}")
     if not 0.5 <= args.seconds <= 600:
         parser.error("--seconds must be 0.5 to 600")
+    if not 100 <= args.window_ms <= 30_000:
+        parser.error("--window-ms must be 100 to 30000")
     if not 0 <= args.settle_s <= 10:
         parser.error("--settle-s must be 0 to 10")
 
@@ -1564,6 +1628,7 @@ def main(argv: list[str] | None = None) -> int:
             "rates": rates(args.min_rate, args.max_rate),
             "stations": args.stations,
             "settle_s": args.settle_s,
+            "window_ms": args.window_ms,
             "drain_s": args.drain_s,
             "gross_kg": GROSS_KG,
             "crates": CRATES,
