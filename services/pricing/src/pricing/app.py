@@ -51,7 +51,7 @@ from pricing import metrics
 from pricing.adapters.outputs import FaustOutputs, Outputs
 from pricing.adapters.translate import bid_events, board_event, trade_events
 from pricing.domain.book import Book
-from pricing.domain.market import apply
+from pricing.domain.market import Outcome, apply
 from pricing.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -142,11 +142,6 @@ async def matcher(stream: Any) -> None:
         await match_batch(list(events))
 
 
-async def match(event: Any) -> None:
-    """One command on its own: a batch of one."""
-    await match_batch([event])
-
-
 class BookBroken(Exception):
     """A book raised where it should have refused: its in-memory copy may be half changed."""
 
@@ -166,7 +161,9 @@ class _Batch:
     messages: list[tuple[TopicSpec, str, Message]] = field(default_factory=list)
     dead: list[tuple[Any, str, str]] = field(default_factory=list)
     """Events to dead-letter: the event, why, and the ``REJECTED`` label."""
-    fills: list[tuple[BookCommand, int]] = field(default_factory=list)
+    applied: list[tuple[str, BookCommand, Outcome]] = field(default_factory=list)
+    """Each command applied, with its book's key and what it did; counted once the batch
+    stands, so a batch run again command by command is not counted twice."""
 
 
 async def match_batch(events: list[Any]) -> None:
@@ -192,9 +189,20 @@ async def match_batch(events: list[Any]) -> None:
         metrics.REJECTED.labels(label).inc()
         await outputs.dead_letter(BOOK_COMMANDS, event, reason)
     metrics.BATCH.observe(len(events))
+    for key, command, outcome in batch.applied:
+        metrics.COMMANDS.labels(command.type).inc()
+        if outcome.rejection:
+            metrics.REJECTED.labels(command.type).inc()
+            log.info("book %s refused %s: %s", key, command.correlation_id, outcome.rejection)
+        if outcome.changed:
+            metrics.observe_board(outcome.board)
     await _publish(batch.messages)
-    for command, count in batch.fills:
-        metrics.observe_trades(command, count)
+    for key, command, outcome in batch.applied:
+        if outcome.fills:
+            metrics.observe_trades(command, len(outcome.fills))
+            log.info(
+                "book %s: %d trade(s) from %s", key, len(outcome.fills), command.correlation_id
+            )
     for key, (version, book, changed) in batch.books.items():
         if book is None:
             continue
@@ -276,10 +284,7 @@ def _plan(events: list[Any]) -> _Batch:
             # without it.
             raise BookBroken(key, exc) from exc
         batch.books[key] = (version, outcome.book, changed or outcome.changed)
-        metrics.COMMANDS.labels(command.type).inc()
-        if outcome.rejection:
-            metrics.REJECTED.labels(command.type).inc()
-            log.info("book %s refused %s: %s", key, command.correlation_id, outcome.rejection)
+        batch.applied.append((key, command, outcome))
         batch.messages += [(TRADES, key, trade) for trade in trade_events(outcome.fills)]
         batch.messages += [
             (BID_UPDATES, b.bid_id, b) for b in bid_events(outcome.book, outcome.bid_updates)
@@ -287,12 +292,6 @@ def _plan(events: list[Any]) -> _Batch:
         if outcome.changed:
             line = board_event(outcome.board, command.correlation_id)
             batch.messages.append((BOARD_UPDATES, key, line))
-            metrics.observe_board(outcome.board)
-        if outcome.fills:
-            batch.fills.append((command, len(outcome.fills)))
-            log.info(
-                "book %s: %d trade(s) from %s", key, len(outcome.fills), command.correlation_id
-            )
     return batch
 
 

@@ -186,6 +186,9 @@ def test_a_broken_book_in_a_batch_costs_only_its_own_command(outputs: RecordingO
     def extra(bid_id: str) -> PlaceBid:
         return place(bid_id, 10).model_copy(update={"grade": Grade.EXTRA})
 
+    counted = {"kind": place("x", 1).type}
+    applied = REGISTRY.get_sample_value("melon_pricing_book_commands_total", counted) or 0.0
+
     async def scenario() -> None:
         async with worker.matcher.test_context() as agent:
             for command, key in (
@@ -210,6 +213,8 @@ def test_a_broken_book_in_a_batch_costs_only_its_own_command(outputs: RecordingO
     )
     assert [key for name, key in names if name == BID_UPDATES.name] == ["e1", "e2"]
     assert worker.books[other]["book"]["bids"] and worker.books.data[BOOK]["version"] == 1
+    # and each healthy command was counted once, however its batch was run
+    assert REGISTRY.get_sample_value("melon_pricing_book_commands_total", counted) == applied + 2
 
 
 class FlakyBroker(RecordingOutputs):
