@@ -200,7 +200,7 @@ def test_the_pipeline_benchmark_drives_lots_to_trucks_and_writes_its_figures(
             assert "py-spy" in found["error"], found
     for found in sampled.values():  # an idle process may hold the GIL in none of the samples
         shares = [row["share"] for row in found["own"]]
-        assert found["samples"] == 0 or 0 < sum(shares) <= 1.001
+        assert found["samples"] == 0 or 0 < sum(shares) <= 1.01  # shares are rounded
     if sampled:
         assert max(found["samples"] for found in sampled.values()) > 0
 
