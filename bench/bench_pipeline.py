@@ -283,9 +283,11 @@ class CpuMeter:
     """CPU seconds of the broker, every service and this run, read from /proc."""
 
     def __init__(self, broker: Broker, hall: Hall) -> None:
-        self.pids: dict[str, int | None] = {"broker": broker.pid(), "bench": os.getpid()}
-        for name, service in hall.services.items():
-            self.pids[name] = None if service.process is None else service.process.pid
+        self.pids: dict[str, int | None] = {
+            "broker": broker.pid(),
+            "bench": os.getpid(),
+            **hall.pids(),
+        }
 
     def read(self) -> dict[str, float | None]:
         return {name: process_cpu_s(pid) for name, pid in self.pids.items()}
