@@ -163,6 +163,7 @@ class TopicReader:
     rebuilds its state from the topics on start; ``caught_up`` is set once it has reached the
     end offsets it saw when it started. ``live=True`` (without a group) starts at the end instead,
     for streams where only what happens from now on matters, such as scale readings.
+    ``consumer_factory`` makes the Kafka consumer; tests hand it a fake.
     """
 
     def __init__(
@@ -174,6 +175,7 @@ class TopicReader:
         group_id: str | None = None,
         dead_letters: Publisher | None = None,
         live: bool = False,
+        consumer_factory: Callable[..., Any] = KafkaConsumer,
     ) -> None:
         if live and group_id is not None:
             raise ValueError("a live reader reads every partition itself; it takes no group")
@@ -184,6 +186,7 @@ class TopicReader:
         self._handler = handler
         self._group_id = group_id
         self._dead_letters = dead_letters
+        self._new_consumer = consumer_factory
         self._stop = threading.Event()
         self.caught_up = threading.Event()
         self.failure: BaseException | None = None
@@ -206,10 +209,10 @@ class TopicReader:
             "isolation_level": "read_committed",
         }
         if self._group_id is not None:
-            consumer = KafkaConsumer(group_id=self._group_id, **options)
+            consumer = self._new_consumer(group_id=self._group_id, **options)
             consumer.subscribe(list(self._specs))
             return consumer
-        consumer = KafkaConsumer(**options)
+        consumer = self._new_consumer(**options)
         partitions = [
             TopicPartition(name, p)
             for name, spec in self._specs.items()
