@@ -7,6 +7,9 @@ from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+CORRELATION_ID_MAX_CHARS = 64
+"""Lot ids, bid ids and plates all fit; so does a dead letter's ``<topic>:<partition>:<offset>``."""
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -24,7 +27,7 @@ class Message(BaseModel):
     event_id: UUID = Field(default_factory=uuid4)
     schema_version: int = Field(default=1, ge=1)
     occurred_at: AwareDatetime = Field(default_factory=utc_now)
-    correlation_id: str = Field(min_length=1, max_length=64)
+    correlation_id: str = Field(min_length=1, max_length=CORRELATION_ID_MAX_CHARS)
 
     @field_validator("occurred_at")
     @classmethod

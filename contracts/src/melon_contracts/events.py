@@ -349,14 +349,45 @@ YardEvent = Annotated[
 """Every decision made in the yard, in the one order all dispatch instances fold them in."""
 
 
+DEAD_LETTER_KEY_CHARS = 1_024
+DEAD_LETTER_PAYLOAD_CHARS = 10_000
+DEAD_LETTER_REASON_CHARS = 2_000
+"""What a dead letter keeps of a record's key and value, and of the reason: with JSON's escapes
+(six bytes for a control character) a letter stays under 80 KB, far below the broker's record
+limit (``message.max.bytes``, about 1 MB), whatever record it was built from."""
+
+
 class DeadLettered(Message):
-    """A message a reader could not use, kept with the reason instead of being dropped."""
+    """A message a reader could not use, kept with the reason instead of being dropped.
+
+    ``correlation_id`` is the record's key when that is a correlation id (1 to 64 characters of
+    UTF-8), else the record's place, ``<topic>:<partition>:<offset>``. The event id is derived
+    from the rejecting service and the record's place, so the same record rejected again (a
+    reader replaying its topic, a second instance) gives the same letter.
+    """
 
     type: Literal["DeadLettered"] = "DeadLettered"
     source_topic: str
     partition: int
     offset: int
-    key: str | None
-    payload: str = Field(description="The original bytes, decoded as UTF-8 with replacement")
-    reason: str
+    key: str | None = Field(
+        max_length=DEAD_LETTER_KEY_CHARS,
+        description="The record's key, decoded as UTF-8 with replacement, cut to 1024 characters",
+    )
+    key_size_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        description="The length of the record's key in bytes; null when it had none",
+    )
+    payload: str = Field(
+        max_length=DEAD_LETTER_PAYLOAD_CHARS,
+        description="The original bytes, decoded as UTF-8 with replacement, cut to 10000 "
+        "characters",
+    )
+    value_size_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        description="The length of the record's value in bytes; null for none (a tombstone)",
+    )
+    reason: str = Field(max_length=DEAD_LETTER_REASON_CHARS)
     rejected_by: str

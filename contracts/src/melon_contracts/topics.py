@@ -8,8 +8,10 @@ each book.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 from typing import Any, Literal
 
 from pydantic import TypeAdapter
@@ -27,6 +29,7 @@ from melon_contracts.events import (
     TradeExecuted,
     YardEvent,
 )
+from melon_contracts.reference import book_key
 
 Service = Literal["ingest", "pricing", "dispatch"]
 KEEP_FOREVER = -1
@@ -36,6 +39,8 @@ KEEP_FOREVER = -1
 class TopicSpec:
     name: str
     key: str
+    key_of: Callable[[Any], str]
+    """The key a value is published under: readers refuse a record keyed otherwise."""
     value: Any
     """The pydantic model (or discriminated union) every value on the topic validates against."""
     partitions: int
@@ -72,9 +77,15 @@ class TopicSpec:
 
 ONE_DAY_MS = 24 * 60 * 60 * 1000
 
+
+def _book_of_command(command: Any) -> str:
+    return book_key(command.variety, command.grade)
+
+
 SCALE_READINGS = TopicSpec(
     name="scale.readings",
     key="station id",
+    key_of=attrgetter("station_id"),
     value=ScaleReading,
     partitions=3,
     writer="ingest",
@@ -86,6 +97,7 @@ SCALE_READINGS = TopicSpec(
 INGEST_LEDGER = TopicSpec(
     name="ingest.ledger",
     key="record kind",
+    key_of=attrgetter("kind"),
     value=LedgerRecord,
     partitions=1,
     writer="ingest",
@@ -96,6 +108,7 @@ INGEST_LEDGER = TopicSpec(
 LOTS_WEIGHED = TopicSpec(
     name="lots.weighed",
     key="lot id",
+    key_of=attrgetter("lot_id"),
     value=LotWeighed,
     partitions=6,
     writer="ingest",
@@ -105,6 +118,7 @@ LOTS_WEIGHED = TopicSpec(
 LOTS_GRADED = TopicSpec(
     name="lots.graded",
     key="lot id",
+    key_of=attrgetter("lot_id"),
     value=LotGraded,
     partitions=6,
     writer="ingest",
@@ -114,6 +128,7 @@ LOTS_GRADED = TopicSpec(
 BOOK_COMMANDS = TopicSpec(
     name="book.commands",
     key="book key (variety.grade)",
+    key_of=_book_of_command,
     value=BookCommand,
     partitions=6,
     writer="pricing",
@@ -123,6 +138,7 @@ BOOK_COMMANDS = TopicSpec(
 TRADES = TopicSpec(
     name="trades",
     key="book key (variety.grade)",
+    key_of=attrgetter("book"),
     value=TradeExecuted,
     partitions=6,
     writer="pricing",
@@ -132,6 +148,7 @@ TRADES = TopicSpec(
 BOARD_UPDATES = TopicSpec(
     name="board.updates",
     key="book key (variety.grade)",
+    key_of=attrgetter("book"),
     value=BoardUpdated,
     partitions=6,
     writer="pricing",
@@ -142,6 +159,7 @@ BOARD_UPDATES = TopicSpec(
 BID_UPDATES = TopicSpec(
     name="bid.updates",
     key="bid id",
+    key_of=attrgetter("bid_id"),
     value=BidUpdated,
     partitions=6,
     writer="pricing",
@@ -152,6 +170,7 @@ BID_UPDATES = TopicSpec(
 DISPATCH_YARD = TopicSpec(
     name="dispatch.yard",
     key="plate",
+    key_of=attrgetter("plate"),
     value=YardEvent,
     partitions=1,
     writer="dispatch",
@@ -179,7 +198,8 @@ def dead_letter_topics() -> tuple[TopicSpec, ...]:
     return tuple(
         TopicSpec(
             name=spec.dlq,
-            key=spec.key,
+            key=f"{spec.key} of the rejected record, or its topic:partition:offset",
+            key_of=attrgetter("correlation_id"),
             value=DeadLettered,
             partitions=1,
             writer=spec.readers[0],

@@ -2,25 +2,32 @@
 
 ``KafkaPublisher`` is an idempotent producer (acks=all) that refuses to write a topic its service
 does not own. ``TopicReader`` runs a consume loop in a thread: it decodes each record against the
-topic's model, hands it to the handler, sends what it cannot use to the dead-letter topic with the
-reason, and commits offsets only after the handler returned. ``InMemoryPublisher`` is the fake for
-unit tests.
+topic's model, checks its key, hands it to the handler, sends what it cannot use to the
+dead-letter topic with the reason, and commits offsets only after the handler returned. No record
+stops it: one the handler fails on is dead-lettered; a broker that is away is waited for.
+``InMemoryPublisher`` is the fake for unit tests.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, RetriableError
 
 from melon_contracts.codec import UndecodableMessage, decode, decode_key, encode, encode_key
-from melon_contracts.envelope import Message
-from melon_contracts.events import DeadLettered
+from melon_contracts.envelope import CORRELATION_ID_MAX_CHARS, Message
+from melon_contracts.events import (
+    DEAD_LETTER_KEY_CHARS,
+    DEAD_LETTER_PAYLOAD_CHARS,
+    DEAD_LETTER_REASON_CHARS,
+    DeadLettered,
+)
 from melon_contracts.topics import Service, TopicSpec, by_name
 
 log = logging.getLogger(__name__)
@@ -61,26 +68,66 @@ class Reader(Protocol):
     def stop(self, timeout_s: float = ...) -> None: ...
 
 
+DEAD_LETTER_NAMESPACE = uuid.UUID("5d1e4c0a-7a43-4f57-9b0e-6d656c6f6e64")
+"""A dead letter's event id is uuid5 of ``<service>:<topic>:<partition>:<offset>`` in this."""
+
+
 def dead_letter(
     service: Service,
     spec: TopicSpec,
     partition: int,
     offset: int,
-    key: str | None,
+    key: bytes | None,
     value: bytes | None,
     reason: str,
 ) -> DeadLettered:
-    """The dead letter for a record ``service`` could not use: the record, where it was, and why."""
+    """The dead letter for a record ``service`` could not use: the record, where it was, and why.
+
+    Any record gives a valid letter: a key of any length or bytes, no value, a value at the
+    broker's size limit. Key and value are shown as UTF-8 (with U+FFFD for bytes that are not)
+    from their start, as much as ``DeadLettered`` keeps, beside their sizes.
+    """
+    place = f"{spec.name}:{partition}:{offset}"
     return DeadLettered(
-        correlation_id=key or f"{spec.name}:{partition}:{offset}",
+        event_id=uuid.uuid5(DEAD_LETTER_NAMESPACE, f"{service}:{place}"),
+        correlation_id=_correlation_id(key) or place,
         source_topic=spec.name,
         partition=partition,
         offset=offset,
-        key=key,
-        payload=(value or b"").decode("utf-8", errors="replace")[:10_000],
-        reason=reason,
+        key=None if key is None else _shown(key, DEAD_LETTER_KEY_CHARS),
+        key_size_bytes=None if key is None else len(key),
+        payload=_shown(value or b"", DEAD_LETTER_PAYLOAD_CHARS),
+        value_size_bytes=None if value is None else len(value),
+        reason=_cut(reason, DEAD_LETTER_REASON_CHARS),
         rejected_by=service,
     )
+
+
+def _correlation_id(key: bytes | None) -> str | None:
+    """The key, when it can name the letter: 1 to 64 characters of UTF-8."""
+    if not key or len(key) > 4 * CORRELATION_ID_MAX_CHARS:
+        return None
+    try:
+        text = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if len(text) <= CORRELATION_ID_MAX_CHARS else None
+
+
+def _shown(data: bytes, chars: int) -> str:
+    # A character takes at most four bytes, so a huge value is not decoded whole to show its start.
+    return data[: 4 * chars].decode("utf-8", errors="replace")[:chars]
+
+
+def _cut(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def _brief(key: str, chars: int = 80) -> str:
+    """A key as a reason or a log line quotes it: a long one by its start and its length."""
+    if len(key) <= chars:
+        return repr(key)
+    return f"{key[:chars]!r}... ({len(key)} characters)"
 
 
 def not_ready(reader: Reader) -> str | None:
@@ -98,7 +145,8 @@ class Publisher(Protocol):
 
 def check_writer(service: Service, spec: TopicSpec) -> None:
     if service not in spec.writers:
-        raise NotTheWriter(f"{service} may not write {spec.name}; its writer is {spec.writer}")
+        writers = " or ".join(spec.writers)
+        raise NotTheWriter(f"{service} may not write {spec.name}; only {writers} may")
 
 
 class KafkaPublisher:
@@ -155,6 +203,18 @@ class InMemoryPublisher:
 Handler = Callable[[TopicSpec, str | None, Message], None]
 
 
+RETRY_S = 0.5
+RETRY_MAX_S = 10.0
+"""Waits between attempts to reach the broker: doubling from ``RETRY_S`` up to ``RETRY_MAX_S``."""
+
+BrokerAway = (PublishFailed, KafkaError)
+"""What a handler raises when the broker did not take its output: the record is tried again."""
+
+
+class _Stopped(Exception):
+    """The reader was stopped while it waited for the broker; the record stays unacknowledged."""
+
+
 class TopicReader:
     """A consume loop in a background thread.
 
@@ -164,6 +224,14 @@ class TopicReader:
     end offsets it saw when it started. ``live=True`` (without a group) starts at the end instead,
     for streams where only what happens from now on matters, such as scale readings.
     ``consumer_factory`` makes the Kafka consumer; tests hand it a fake.
+
+    A record it cannot decode, or keyed other than the registry says, goes to the dead-letter
+    topic, and so does one the handler raises on, with the exception as the reason. A handler
+    that raises ``PublishFailed`` or a ``KafkaError`` could not reach the broker: the record is
+    handed to it again after a pause (``retry_s``, doubling), as is a dead letter the broker did
+    not take, until it is through or the reader is stopped; nothing is skipped. A reader that
+    replays its topics files a record's dead letter once: on start it reads which records its
+    service has already filed.
     """
 
     def __init__(
@@ -176,6 +244,7 @@ class TopicReader:
         dead_letters: Publisher | None = None,
         live: bool = False,
         consumer_factory: Callable[..., Any] = KafkaConsumer,
+        retry_s: float = RETRY_S,
     ) -> None:
         if live and group_id is not None:
             raise ValueError("a live reader reads every partition itself; it takes no group")
@@ -183,10 +252,16 @@ class TopicReader:
         self._service = service
         self._bootstrap = bootstrap
         self._specs = {spec.name: spec for spec in topics}
+        if dead_letters is not None:
+            for spec in self._specs.values():
+                check_writer(service, by_name(spec.dlq))
         self._handler = handler
         self._group_id = group_id
         self._dead_letters = dead_letters
         self._new_consumer = consumer_factory
+        self._retry_s = retry_s
+        self._filed: set[tuple[str, int, int]] = set()
+        """Records (topic, partition, offset) whose letter this service filed on an earlier run."""
         self._stop = threading.Event()
         self.caught_up = threading.Event()
         self.failure: BaseException | None = None
@@ -200,14 +275,21 @@ class TopicReader:
         self._stop.set()
         self._thread.join(timeout=timeout_s)
 
-    def _consumer(self) -> KafkaConsumer:
-        options: dict[str, Any] = {
+    @property
+    def _replaying(self) -> bool:
+        return self._group_id is None and not self._live
+
+    def _options(self) -> dict[str, Any]:
+        return {
             "bootstrap_servers": self._bootstrap,
             "client_id": f"melon-{self._service}-reader",
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
             "isolation_level": "read_committed",
         }
+
+    def _consumer(self) -> KafkaConsumer:
+        options = self._options()
         if self._group_id is not None:
             consumer = self._new_consumer(group_id=self._group_id, **options)
             consumer.subscribe(list(self._specs))
@@ -227,14 +309,17 @@ class TopicReader:
 
     def _run(self) -> None:
         try:
-            consumer = self._consumer()
+            if self._replaying and self._dead_letters is not None:
+                self._filed = self._until_through("reading its dead letters", self._filed_before)
+            consumer = self._until_through("connecting", self._consumer, RetriableError)
+        except _Stopped:
+            return
         except BaseException as exc:
             self.failure = exc
             log.exception("reader for %s could not start", sorted(self._specs))
             return
         try:
-            replaying = self._group_id is None and not self._live
-            targets = self._end_offsets(consumer) if replaying else {}
+            targets = self._end_offsets(consumer) if self._replaying else {}
             if not targets:
                 self.caught_up.set()
             while not self._stop.is_set():
@@ -244,14 +329,72 @@ class TopicReader:
                     for record in records:
                         self._deliver(spec, record)
                 if batches and self._group_id is not None:
-                    consumer.commit()
+                    self._commit(consumer)
                 if not self.caught_up.is_set() and self._reached(consumer, targets):
                     self.caught_up.set()
+        except _Stopped:
+            log.info("reader for %s stopped while waiting for the broker", sorted(self._specs))
         except BaseException as exc:
             self.failure = exc
             log.exception("reader for %s stopped", sorted(self._specs))
         finally:
             consumer.close()
+
+    def _until_through(
+        self,
+        what: str,
+        attempt: Callable[[], Any],
+        away: type[BaseException] | tuple[type[BaseException], ...] = BrokerAway,
+    ) -> Any:
+        """``attempt()`` again and again while the broker is away; ``_Stopped`` on stop."""
+        delay = self._retry_s
+        while True:
+            try:
+                return attempt()
+            except away as exc:
+                log.warning(
+                    "reader for %s: broker away while %s (%s); trying again in %.1f s",
+                    sorted(self._specs),
+                    what,
+                    exc,
+                    delay,
+                )
+            if self._stop.wait(delay):
+                raise _Stopped
+            delay = min(2 * delay, RETRY_MAX_S)
+
+    def _commit(self, consumer: KafkaConsumer) -> None:
+        try:
+            consumer.commit()
+        except KafkaError as exc:
+            # The group took the partitions elsewhere (or the broker is away): whoever reads them
+            # next gets these records again, and the handlers take a record twice as once.
+            log.warning("reader for %s could not commit: %s", sorted(self._specs), exc)
+
+    def _filed_before(self) -> set[tuple[str, int, int]]:
+        """Where the records are whose dead letters this service has already filed."""
+        dlqs = [by_name(spec.dlq) for spec in self._specs.values()]
+        partitions = [TopicPartition(dlq.name, p) for dlq in dlqs for p in range(dlq.partitions)]
+        consumer = self._new_consumer(**self._options())
+        filed: set[tuple[str, int, int]] = set()
+        try:
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            ends = consumer.end_offsets(partitions)
+            while any(consumer.position(tp) < end for tp, end in ends.items()):
+                if self._stop.is_set():
+                    raise _Stopped
+                for records in consumer.poll(timeout_ms=200, max_records=500).values():
+                    for record in records:
+                        try:
+                            letter = decode(by_name(record.topic), record.value)
+                        except UndecodableMessage:
+                            continue
+                        if isinstance(letter, DeadLettered) and letter.rejected_by == self._service:
+                            filed.add((letter.source_topic, letter.partition, letter.offset))
+        finally:
+            consumer.close()
+        return filed
 
     @staticmethod
     def _end_offsets(consumer: KafkaConsumer) -> dict[TopicPartition, int]:
@@ -267,18 +410,55 @@ class TopicReader:
         try:
             message = decode(spec, record.value)
         except UndecodableMessage as exc:
-            self._reject(spec, record, key, str(exc))
+            self._reject(spec, record, str(exc))
             return
-        try:
-            self._handler(spec, key, message)
-        except ValueError as exc:
-            self._reject(spec, record, key, f"{type(exc).__name__}: {exc}")
+        expected = spec.key_of(message)
+        if key is not None and key != expected:
+            self._reject(
+                spec, record, f"wrong key: {_brief(key)} does not name the {spec.key} {expected!r}"
+            )
+            return
+        delay = self._retry_s
+        while True:
+            try:
+                self._handler(spec, key, message)
+                return
+            except BrokerAway as exc:
+                log.warning(
+                    "%s[%s]@%s: the broker did not take the handler's output (%s); "
+                    "handling it again in %.1f s",
+                    spec.name,
+                    record.partition,
+                    record.offset,
+                    exc,
+                    delay,
+                )
+            except ValueError as exc:
+                self._reject(spec, record, f"{type(exc).__name__}: {exc}")
+                return
+            except Exception as exc:
+                log.exception("the handler failed on %s[%s]@%s", *_place(spec, record))
+                self._reject(spec, record, f"unexpected {type(exc).__name__}: {exc}")
+                return
+            if self._stop.wait(delay):
+                raise _Stopped
+            delay = min(2 * delay, RETRY_MAX_S)
 
-    def _reject(self, spec: TopicSpec, record: Any, key: str | None, reason: str) -> None:
-        log.warning("rejected %s[%s]@%s: %s", spec.name, record.partition, record.offset, reason)
+    def _reject(self, spec: TopicSpec, record: Any, reason: str) -> None:
+        log.warning("rejected %s[%s]@%s: %s", *_place(spec, record), reason)
         if self._dead_letters is None:
             return
+        if (spec.name, record.partition, record.offset) in self._filed:
+            return  # filed on an earlier run of this service
         letter = dead_letter(
-            self._service, spec, record.partition, record.offset, key, record.value, reason
+            self._service, spec, record.partition, record.offset, record.key, record.value, reason
         )
-        self._dead_letters.publish(by_name(spec.dlq), letter.correlation_id, letter)
+        dead_letters = self._dead_letters
+        self._until_through(
+            f"filing the dead letter of {spec.name}[{record.partition}]@{record.offset}",
+            lambda: dead_letters.publish(by_name(spec.dlq), letter.correlation_id, letter),
+        )
+
+
+def _place(spec: TopicSpec, record: Any) -> tuple[str, int, int]:
+    return spec.name, record.partition, record.offset

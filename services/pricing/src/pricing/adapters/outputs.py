@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from melon_contracts.codec import decode_key, encode, encode_key
+from aiokafka.errors import KafkaError
+
+from melon_contracts.codec import encode, encode_key
 from melon_contracts.envelope import Message
 from melon_contracts.events import DeadLettered
 from melon_contracts.topics import TopicSpec, by_name
-from melon_contracts.transport import check_writer, dead_letter
+from melon_contracts.transport import RETRY_MAX_S, RETRY_S, check_writer, dead_letter
+
+log = logging.getLogger(__name__)
 
 
 class Outputs(Protocol):
@@ -21,21 +27,33 @@ class Outputs(Protocol):
     async def dead_letter(self, spec: TopicSpec, event: Any, reason: str) -> None: ...
 
 
-def dead_letter_for(spec: TopicSpec, event: Any, reason: str) -> DeadLettered:
-    """The dead letter for a faust event the matcher could not use."""
-    raw = event.value if isinstance(event.value, bytes) else repr(event.value).encode()
-    message = event.message
-    key = decode_key(event.key)
-    return dead_letter("pricing", spec, message.partition, message.offset, key, raw, reason)
+def dead_letter_for(spec: TopicSpec, record: Any, reason: str) -> DeadLettered:
+    """The dead letter for a record the matcher could not use.
+
+    ``record`` is a faust event (its place in ``record.message``) or a record that carries its
+    partition and offset itself; either has the key and value as faust read them, raw bytes.
+    """
+    place = getattr(record, "message", record)
+    value = record.value
+    raw = value if value is None or isinstance(value, bytes) else repr(value).encode()
+    key = record.key
+    raw_key = key if key is None or isinstance(key, bytes) else str(key).encode()
+    return dead_letter("pricing", spec, place.partition, place.offset, raw_key, raw, reason)
 
 
 class FaustOutputs:
     """Publishes through faust's producer at once (not attached to the offset commit) and waits
     for the broker's acknowledgement, so the book is written back only after its outputs."""
 
-    def __init__(self, topics: dict[str, Any], dead_letter_topic: Callable[[TopicSpec], Any]):
+    def __init__(
+        self,
+        topics: dict[str, Any],
+        dead_letter_topic: Callable[[TopicSpec], Any],
+        retry_s: float = RETRY_S,
+    ):
         self._topics = topics
         self._dead_letter_topic = dead_letter_topic
+        self._retry_s = retry_s
 
     def _topic(self, spec: TopicSpec) -> Any:
         if spec.name not in self._topics:
@@ -61,8 +79,25 @@ class FaustOutputs:
             await future
 
     async def dead_letter(self, spec: TopicSpec, event: Any, reason: str) -> None:
+        """File the letter, waiting for the broker as long as it takes: the matcher goes past the
+        record only once its letter is on the dead-letter topic."""
         letter = dead_letter_for(spec, event, reason)
-        await self.publish(by_name(spec.dlq), letter.correlation_id, letter)
+        delay = self._retry_s
+        while True:
+            try:
+                await self.publish(by_name(spec.dlq), letter.correlation_id, letter)
+                return
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "the broker did not take the dead letter of %s[%s]@%s (%r); again in %.1f s",
+                    letter.source_topic,
+                    letter.partition,
+                    letter.offset,
+                    exc,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, RETRY_MAX_S)
 
 
 @dataclass
