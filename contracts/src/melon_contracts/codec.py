@@ -26,10 +26,15 @@ def decode(spec: TopicSpec, data: bytes | None) -> Message:
     try:
         return spec.adapter.validate_json(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        # An event of another kind fails on every field; its type is the fault worth naming.
+        first = next((error for error in errors if error["loc"] == ("type",)), errors[0])
         where = ".".join(str(part) for part in first["loc"]) or "value"
+        what = first["msg"]
+        if first["loc"] == ("type",) and isinstance(first.get("input"), str):
+            what += f", got {first['input'][:64]!r}"
         raise UndecodableMessage(
-            f"invalid {spec.name} value at {where}: {first['msg']} ({exc.error_count()} errors)"
+            f"invalid {spec.name} value at {where}: {what} ({exc.error_count()} errors)"
         ) from exc
 
 
