@@ -1,5 +1,6 @@
 """``melon-pricing api`` serves the HTTP API; ``melon-pricing worker`` runs the matcher;
-``melon-pricing merchants add|list`` keeps the merchant accounts."""
+``melon-pricing merchants add|list`` keeps the merchant accounts; ``melon-pricing replay`` runs the
+market again from ``book.commands`` and compares it with the topics."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ def main(argv: list[str] | None = None) -> int:
         from pricing.accounts import main as merchants
 
         return merchants(args[1:])
+    if role == "replay":
+        from pricing.replay import main as replay
+
+        return replay(args[1:])
     settings = Settings()
     configure_logging(settings.log_level)
     if role == "api":
@@ -53,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         worker.main()
         return 0
-    logging.getLogger("pricing").error("usage: melon-pricing api|worker|merchants")
+    logging.getLogger("pricing").error("usage: melon-pricing api|worker|merchants|replay")
     return 2
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from faust.types import TP
 from prometheus_client import Counter, Gauge, Histogram
 
 from melon_contracts.envelope import Message
@@ -34,6 +35,15 @@ PUBLISH_RETRIES = Counter(
     "melon_pricing_publish_retries",
     "Times a batch's outputs were sent again because the broker did not take them",
 )
+REPEATS = Counter(
+    "melon_pricing_commands_repeated",
+    "Commands delivered again after the matcher had applied them, and skipped",
+)
+FETCHED = Counter(
+    "melon_pricing_commands_fetched",
+    "Commands the stream did not deliver in order, read from the log by the matcher itself",
+    ["why"],
+)
 BID_DEPTH = Gauge("melon_pricing_bid_depth_kg", "Kilograms bid and resting, per book", ["book"])
 OFFERED = Gauge("melon_pricing_offered_kg", "Kilograms of lots resting, per book", ["book"])
 LAG = Gauge(
@@ -53,12 +63,11 @@ def observe_board(line: BoardLine) -> None:
     OFFERED.labels(line.book).set(line.offered_g / 1000)
 
 
-def observe_lag(app: Any, event: Any) -> None:
+def observe_lag(app: Any, topic: str, partition: int, offset: int) -> None:
     """Lag = the partition's high watermark - the offset being processed - 1."""
-    message = event.message
     try:
-        highwater = app.consumer.highwater(message.tp)
+        highwater = app.consumer.highwater(TP(topic, partition))
     except Exception:  # a consumer between rebalances has no watermark to give
         return
     if highwater is not None:
-        LAG.labels(str(message.partition)).set(max(0, highwater - message.offset - 1))
+        LAG.labels(str(partition)).set(max(0, highwater - offset - 1))

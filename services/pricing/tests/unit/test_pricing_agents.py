@@ -10,16 +10,25 @@ from aiokafka.errors import KafkaConnectionError
 from prometheus_client import REGISTRY
 
 from melon_contracts.codec import encode, encode_key
-from melon_contracts.commands import OfferLot, PlaceBid
+from melon_contracts.commands import AmendBid, OfferLot, PlaceBid
 from melon_contracts.envelope import Message
 from melon_contracts.events import BidUpdated, BoardUpdated, LotGraded, TradeExecuted
 from melon_contracts.reference import Grade
 from melon_contracts.topics import BID_UPDATES, BOARD_UPDATES, BOOK_COMMANDS, TRADES, TopicSpec
 from pricing import app as worker
+from pricing.adapters.command_log import Command, InMemoryCommandLog
 from pricing.adapters.outputs import RecordingOutputs
 from pricing.domain.book import Book
 
 BOOK = "xizhoumi.class_i"
+
+
+@pytest.fixture(autouse=True)
+def command_log(monkeypatch: pytest.MonkeyPatch) -> InMemoryCommandLog:
+    """The log as the matcher reads it by offset; a test context's puts start at offset 0."""
+    log = InMemoryCommandLog()
+    monkeypatch.setattr(worker, "command_log", log)
+    return log
 
 
 @pytest.fixture
@@ -256,3 +265,135 @@ def test_the_matcher_waits_for_the_broker_rather_than_skip_a_command(
     assert REGISTRY.get_sample_value("melon_pricing_publish_retries_total") == retries + 2
     worker.books.data.clear()
     worker._cache.clear()
+
+
+def marked(partition: int) -> int | None:
+    """The offset the matcher's mark for ``partition`` stands at."""
+    mark = worker.books.data.get(worker._mark_key(partition))
+    return None if mark is None else int(mark["through"])
+
+
+def command(offset: int, message: Message, partition: int = 0) -> Command:
+    return Command(partition, offset, encode_key(BOOK), encode(message))
+
+
+def amend(bid_id: str, kg: int) -> AmendBid:
+    return AmendBid(
+        correlation_id=bid_id,
+        bid_id=bid_id,
+        merchant_id="m-1",
+        variety="xizhoumi",
+        grade=Grade.CLASS_I,
+        price_fen_per_kg=530,
+        quantity_g=kg * 1000,
+    )
+
+
+def test_commands_the_stream_skipped_are_read_from_the_log_and_applied_in_order(
+    outputs: RecordingOutputs, command_log: InMemoryCommandLog
+) -> None:
+    # Given a log of three bids, of which the stream delivers only the last (as faust does when
+    # its recovery clears records it had already fetched)
+    first = 0
+    for offset, bid_id in enumerate(("s1", "s2"), start=first):
+        command_log.append(command(offset, place(bid_id, 10)))
+
+    async def scenario() -> None:
+        async with worker.matcher.test_context() as agent:
+            agent.sent_offset = first + 2
+            await agent.put(encode(place("s3", 10)), key=encode_key(BOOK))
+            await until(lambda: marked(0) == first + 2)
+
+    asyncio.run(scenario())
+    # Then the matcher noticed the gap, read it from the log and applied all three in order
+    assert command_log.reads == [(0, first, first + 2)]
+    states = [u.bid_id for u in outputs.on(BID_UPDATES) if isinstance(u, BidUpdated)]
+    assert states == ["s1", "s2", "s3"]
+    assert worker.books[worker._mark_key(0)]["through"] == first + 2
+
+
+def test_a_command_delivered_again_after_its_book_was_written_is_not_applied_twice(
+    outputs: RecordingOutputs,
+) -> None:
+    # Given a bid placed and amended, the book written with both
+    async def scenario() -> None:
+        async with worker.matcher.test_context() as agent:
+            first = agent.sent_offset
+            await agent.put(encode(place("r1", 40)), key=encode_key(BOOK))
+            await agent.put(encode(amend("r1", 20)), key=encode_key(BOOK))
+            # and a one-crate lot sold to it
+            await agent.put(encode(small_lot("r-lot")), key=encode_key(BOOK))
+            await until(lambda: marked(0) == first + 2)
+            before = list(outputs.sent)
+            # When a restarted stream delivers the amendment again (its offset not committed)
+            agent.sent_offset = first + 1
+            await agent.put(encode(amend("r1", 20)), key=encode_key(BOOK))
+            agent.sent_offset = first + 3
+            await agent.put(encode(place("r2", 5)), key=encode_key(BOOK))
+            await until(lambda: marked(0) == first + 3)
+            # Then nothing comes of it: the remaining quantity is not reset
+            assert [key for _, key, _ in outputs.sent[len(before) :]] == ["r2", BOOK]
+
+    asyncio.run(scenario())
+    bids = {b["bid_id"]: b["remaining_g"] for b in worker.books[BOOK]["book"]["bids"]}
+    assert bids == {"r1": 10_000, "r2": 5_000}
+
+
+def small_lot(lot_id: str) -> OfferLot:
+    return OfferLot(
+        correlation_id=lot_id,
+        lot_id=lot_id,
+        farmer_id="farmer-1",
+        variety="xizhoumi",
+        grade=Grade.CLASS_I,
+        crates=1,
+        net_g=10_000,
+        reserve_fen_per_kg=450,
+    )
+
+
+def test_a_book_written_after_a_lost_mark_skips_the_commands_it_holds(
+    outputs: RecordingOutputs,
+) -> None:
+    # Given a book record written through offset 1 while its partition's mark was lost at 0
+    async def scenario() -> None:
+        async with worker.matcher.test_context() as agent:
+            first = agent.sent_offset
+            await agent.put(encode(place("m1", 40)), key=encode_key(BOOK))
+            await agent.put(encode(amend("m1", 30)), key=encode_key(BOOK))
+            await until(lambda: marked(0) == first + 1)
+            worker.books.data[worker._mark_key(0)] = {"through": first}
+            worker._cache.clear()
+            before = list(outputs.sent)
+            # When the amendment comes again, then a new command
+            agent.sent_offset = first + 1
+            await agent.put(encode(amend("m1", 30)), key=encode_key(BOOK))
+            await until(lambda: marked(0) == first + 1)
+            assert outputs.sent == before
+            await agent.put(encode(place("m2", 10)), key=encode_key(BOOK))
+            await until(lambda: marked(0) == first + 2)
+
+    asyncio.run(scenario())
+    bids = {b["bid_id"]: b["remaining_g"] for b in worker.books[BOOK]["book"]["bids"]}
+    assert bids == {"m1": 30_000, "m2": 10_000}
+
+
+def test_a_stalled_partition_catches_up_from_the_log(
+    outputs: RecordingOutputs, command_log: InMemoryCommandLog
+) -> None:
+    # Given a partition whose mark stands at offset 4 while the log holds 5 and 6, which the
+    # stream will never deliver
+    worker.books.data[worker._mark_key(3)] = {"through": 4}
+    command_log.append(command(5, place("c1", 10), partition=3))
+    command_log.append(command(6, place("c2", 10), partition=3))
+
+    async def scenario() -> int:
+        return await worker.catch_up(3)
+
+    # When the watch catches the partition up
+    assert asyncio.run(scenario()) == 2
+    # Then both commands were applied and the mark moved past them
+    states = [u.bid_id for u in outputs.on(BID_UPDATES) if isinstance(u, BidUpdated)]
+    assert states == ["c1", "c2"]
+    assert worker.books[worker._mark_key(3)]["through"] == 6
+    assert asyncio.run(scenario()) == 0
