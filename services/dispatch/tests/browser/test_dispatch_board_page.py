@@ -98,10 +98,15 @@ def test_the_board_opens_in_chinese_and_switches_to_english(yard: Yard, page: Pa
 
 
 def test_dwell_and_waiting_times_count_up_by_the_minute(yard: Yard, page: Page) -> None:
-    yard.check_in("甘H12345")
-    yard.trades(trade("M-LZ-01", minutes_ago=7))
+    # Given the board open on an empty yard
     page.clock.install(time=datetime.now(UTC))
     open_board(page)
+    # When a truck checks in and goods are sold, they reach the board through the yard stream.
+    # The stream's first snapshot sets the page's clock against the server's (once per
+    # connection), so the page's clock may be moved only once the board has shown something
+    # that came through the stream: moved before, the snapshot would take the minutes back.
+    yard.check_in("甘H12345")
+    yard.trades(trade("M-LZ-01", minutes_ago=7))
     dwell = truck(page, "甘H12345").locator(".dwell [data-since]")
     waiting = shipment(page, "M-LZ-01").locator(".waiting [data-since]")
     expect(dwell).to_have_text("0 分钟")
