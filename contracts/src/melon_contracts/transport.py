@@ -32,6 +32,15 @@ from melon_contracts.topics import Service, TopicSpec, by_name
 
 log = logging.getLogger(__name__)
 
+KAFKA_CLIENT_TIMING: dict[str, int] = {
+    "reconnect_backoff_ms": 50,
+    "reconnect_backoff_max_ms": 1000,
+    "retry_backoff_ms": 100,
+}
+"""How every kafka-python client of the hall retries a lost connection: at most a second between
+attempts. kafka-python's default grows to 30 s, which kept writes failing for half a minute
+after the broker came back."""
+
 
 def configure_logging(level: str = "INFO") -> None:
     """One readable line per event; the Kafka client's connection chatter only when it matters."""
@@ -167,6 +176,7 @@ class KafkaPublisher:
             retries=2_147_483_647,
             request_timeout_ms=int(timeout_s * 1000 * 2 / 3),
             delivery_timeout_ms=int(timeout_s * 1000),
+            **KAFKA_CLIENT_TIMING,
         )
 
     def publish(self, spec: TopicSpec, key: str, message: Message) -> None:
@@ -282,6 +292,7 @@ class TopicReader:
     def _options(self) -> dict[str, Any]:
         return {
             "bootstrap_servers": self._bootstrap,
+            **KAFKA_CLIENT_TIMING,
             "client_id": f"melon-{self._service}-reader",
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",

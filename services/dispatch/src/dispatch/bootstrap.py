@@ -10,6 +10,7 @@ from dispatch.entrypoints.projection import make_handler
 from dispatch.service import DispatchService, Planner
 from dispatch.settings import Settings
 from melon_contracts.envelope import Message
+from melon_contracts.health import BrokerWatch
 from melon_contracts.topics import DISPATCH_YARD, TRADES, TopicSpec
 from melon_contracts.transport import InMemoryPublisher, KafkaPublisher, TopicReader
 
@@ -54,7 +55,7 @@ def build(settings: Settings) -> DispatchService:
         make_handler(service),
         dead_letters=publisher,
     )
-    service.connect(reader, on_stop=publisher.close)
+    service.connect(reader, on_stop=publisher.close, broker=BrokerWatch(settings.bootstrap))
     return service
 
 

@@ -61,6 +61,7 @@ from melon_contracts.events import (
     TruckCheckedIn,
     TruckStatusChanged,
 )
+from melon_contracts.health import BrokerWatch
 from melon_contracts.reference import Grade
 from melon_contracts.topics import DISPATCH_YARD
 from melon_contracts.transport import Publisher, Reader, not_ready
@@ -172,6 +173,7 @@ class DispatchService:
         self._suggestions: OrderedDict[str, Suggestion] = OrderedDict()
         self._latest: Suggestion | None = None
         self._reader: Reader | None = None
+        self.broker: BrokerWatch | None = None
         self._on_stop: list[Callable[[], None]] = []
         self.listeners = Listeners()
         self._auto_suggest = auto_suggest
@@ -182,15 +184,24 @@ class DispatchService:
         """Called under the yard lock after every decision folded (e.g. to observe metrics)."""
         self.on_suggestion: list[Callable[[Suggestion], None]] = []
 
-    def connect(self, reader: Reader, on_stop: Callable[[], None] | None = None) -> None:
-        """Give the service the reader that rebuilds its yard, and what to close at shutdown."""
+    def connect(
+        self,
+        reader: Reader,
+        on_stop: Callable[[], None] | None = None,
+        broker: BrokerWatch | None = None,
+    ) -> None:
+        """Give the service the reader that rebuilds its yard, what to close at shutdown, and
+        the watch that tells whether the broker answers."""
         self._reader = reader
+        self.broker = broker
         if on_stop is not None:
             self._on_stop.append(on_stop)
 
     def start(self) -> None:
         if self._reader is not None:
             self._reader.start()
+        if self.broker is not None:
+            self.broker.start()
         if self._auto_suggest:
             self._planning.start()
 
@@ -201,6 +212,8 @@ class DispatchService:
             self._planning.join(timeout=self._confirm_timeout_s)
         if self._reader is not None:
             self._reader.stop()
+        if self.broker is not None:
+            self.broker.stop()
         for close in self._on_stop:
             close()
 
@@ -210,6 +223,10 @@ class DispatchService:
         if self._reader is None or not_ready(self._reader) is None:
             return "ok"
         return "failed" if self._reader.failure is not None else "catching_up"
+
+    def degraded(self) -> dict[str, str]:
+        """Why the service cannot take decisions although its yard is whole, by reason."""
+        return {} if self.broker is None else self.broker.degraded()
 
     @property
     def live(self) -> bool:

@@ -11,6 +11,7 @@ from uuid import UUID
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from dispatch.bootstrap import GREEDY, build_in_memory, greedy
 from dispatch.domain.yard import shipment_id_for
@@ -26,6 +27,7 @@ from melon_contracts.events import (
     TruckCheckedIn,
     TruckStatusChanged,
 )
+from melon_contracts.health import BrokerWatch
 from melon_contracts.reference import Grade
 from melon_contracts.topics import DISPATCH_YARD, TRADES, TopicSpec
 from melon_contracts.transport import InMemoryPublisher
@@ -331,6 +333,33 @@ def test_a_truck_goes_to_a_bay_is_loaded_and_departs(hall: Hall) -> None:
 def test_the_health_check_says_ok_once_the_yard_is_current(hall: Hall) -> None:
     response = hall.client.get("/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_the_health_check_says_degraded_while_the_broker_does_not_answer(hall: Hall) -> None:
+    # Given a broker that stops answering
+    answers = {"now": True}
+
+    def probe() -> None:
+        if not answers["now"]:
+            raise ConnectionError("connection refused")
+
+    watch = BrokerWatch("127.0.0.1:1", probe=probe)
+    hall.service.broker = watch
+    watch.look()
+    assert hall.client.get("/healthz").status_code == 200
+    answers["now"] = False
+    watch.look()
+    # Then the health check and the gauges say why, until it answers again
+    response = hall.client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "degraded"
+    assert "connection refused" in response.json()["degraded"]["broker_unreachable"]
+    assert REGISTRY.get_sample_value("melon_broker_reachable") == 0
+    assert REGISTRY.get_sample_value("melon_health_degraded", {"reason": "broker_unreachable"}) == 1
+    answers["now"] = True
+    watch.look()
+    assert hall.client.get("/healthz").status_code == 200
+    assert REGISTRY.get_sample_value("melon_broker_reachable") == 1
 
 
 # Refusals: status, code, both languages, and nothing published
@@ -651,10 +680,15 @@ def test_while_the_yard_is_rebuilt_the_health_check_and_suggestions_say_so(
 ) -> None:
     hall, reader = replaying
     health = hall.client.get("/healthz")
-    assert (health.status_code, health.json()) == (503, {"status": "catching_up"})
+    assert health.status_code == 503
+    assert health.json() == {
+        "status": "starting",
+        "waiting": {"yard": "catching_up"},
+        "degraded": {},
+    }
     assert hall.client.get("/suggestions").status_code == 503
     reader.failure = RuntimeError("broker gone")
-    assert hall.client.get("/healthz").json() == {"status": "failed"}
+    assert hall.client.get("/healthz").json()["waiting"] == {"yard": "failed"}
     assert hall.post("/trucks", truck_body("甘N00009")).status_code == 503
     # Once caught up, the same requests go through
     reader.failure = None

@@ -9,6 +9,7 @@ from pathlib import Path
 from melon_contracts.commands import PlaceBid
 from melon_contracts.envelope import Message
 from melon_contracts.events import BidUpdated, BoardUpdated, TradeExecuted
+from melon_contracts.health import BrokerWatch
 from melon_contracts.topics import BID_UPDATES, TRADES, TopicSpec
 from melon_contracts.transport import InMemoryPublisher, KafkaPublisher, Publisher, TopicReader
 from melon_contracts.units import amount_fen
@@ -98,6 +99,8 @@ class PricingApi:
     feed: BoardFeed = field(default_factory=BoardFeed)
     ledger: MerchantLedger = field(default_factory=MerchantLedger)
     readers: list[TopicReader] = field(default_factory=list)
+    broker: BrokerWatch | None = None
+    """Whether the broker answers; None in tests without one."""
 
     def on_message(self, spec: TopicSpec, key: str | None, message: Message) -> None:
         if isinstance(message, BoardUpdated):
@@ -121,12 +124,20 @@ def build(settings: Settings) -> PricingApi:
         accounts=Accounts.load(Path(settings.merchants_file)),
         board=board,
         feed=BoardFeed.from_kafka(settings.bootstrap, board=board, dead_letters=publisher),
+        broker=BrokerWatch(settings.bootstrap),
     )
     # Groupless readers replay the topics on start: the latest state of every bid and every
     # trade, so credit and "my trades" are whole again after a restart. The board has its own
-    # reader in the feed, which fans each line out to the pages.
+    # reader in the feed, which fans each line out to the pages. What they cannot use goes to
+    # the dead-letter topics once, not again on each replay.
     api.readers.append(
-        TopicReader("pricing", settings.bootstrap, [BID_UPDATES, TRADES], api.on_message)
+        TopicReader(
+            "pricing",
+            settings.bootstrap,
+            [BID_UPDATES, TRADES],
+            api.on_message,
+            dead_letters=publisher,
+        )
     )
     return api
 

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from melon_contracts.commands import AmendBid, CancelBid, PlaceBid, WithdrawLot
 from melon_contracts.events import BidUpdated, BoardUpdated, TradeExecuted
+from melon_contracts.health import BrokerWatch
 from melon_contracts.reference import Grade
 from melon_contracts.topics import BID_UPDATES, BOARD_UPDATES, TRADES
 from melon_contracts.transport import InMemoryPublisher
@@ -318,3 +319,19 @@ def test_the_board_shows_the_latest_line_per_book_in_yuan_and_kg(
     assert (board["best_bid_yuan_per_kg"], board["bid_depth_kg"]) == ("5.60", "400.5")
     assert (board["last_price_yuan_per_kg"], board["change_yuan_per_kg"]) == ("5.50", "0.30")
     assert client.get("/board/ganmibao/extra").status_code == 404
+
+
+def test_the_health_check_says_degraded_while_the_broker_does_not_answer(api: PricingApi) -> None:
+    # Given an API whose broker stops answering
+    def probe() -> None:
+        raise ConnectionError("connection refused")
+
+    api.broker = BrokerWatch("127.0.0.1:1", probe=probe)
+    with TestClient(create_app(api)) as client:
+        api.broker.look()
+        # Then its health check says so, with the reason
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert "connection refused" in body["degraded"]["broker_unreachable"]

@@ -67,6 +67,7 @@ from dispatch.service import (
     DispatchService,
     NotReady,
 )
+from melon_contracts.health import health
 from melon_contracts.transport import PublishFailed
 from melon_contracts.web import Refusals, documented, install_error_handlers
 
@@ -142,9 +143,12 @@ def create_app(service: DispatchService, registry: CollectorRegistry | None = No
 
     @app.get("/healthz", response_model=Health, responses={503: {"model": Health}})
     def healthz(service: Service) -> JSONResponse:
-        health = service.health
-        code = codes.HTTP_200_OK if health == "ok" else codes.HTTP_503_SERVICE_UNAVAILABLE
-        return JSONResponse(status_code=code, content={"status": health})
+        """200 ``ok``; 503 ``starting`` while the yard is rebuilt, ``degraded`` while the broker
+        does not answer (the yard can be read, nothing can be decided)."""
+        yard = service.health
+        waiting = {} if yard == "ok" else {"yard": yard}
+        code, body = health(waiting, service.degraded())
+        return JSONResponse(status_code=code, content=body)
 
     @app.post("/trucks", status_code=codes.HTTP_201_CREATED, responses=_REFUSED)
     def check_in_truck(body: CheckInTruckBody, service: Service) -> TruckOut:

@@ -437,4 +437,6 @@ def latest_departed(visits: list[Visit], count: int) -> list[Visit]:
 
 
 class Health(BaseModel):
-    status: Literal["ok", "catching_up", "failed"] | str
+    status: Literal["ok", "starting", "degraded"]
+    waiting: dict[str, str] = Field(default={}, description="What is still being read, and how")
+    degraded: dict[str, str] = Field(default={}, description="Why writes would fail, by reason")

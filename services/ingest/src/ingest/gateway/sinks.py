@@ -24,7 +24,7 @@ from ingest.gateway.throttle import Throttle
 from melon_contracts.codec import encode, encode_key
 from melon_contracts.events import ScaleReading
 from melon_contracts.topics import SCALE_READINGS
-from melon_contracts.transport import check_writer
+from melon_contracts.transport import KAFKA_CLIENT_TIMING, check_writer
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class KafkaReadingSink:
             max_block_ms=MAX_BLOCK_MS,
             request_timeout_ms=10_000,
             delivery_timeout_ms=DELIVERY_TIMEOUT_MS,
+            **KAFKA_CLIENT_TIMING,
         )
         self._queue: queue.Queue[ScaleReading | object] = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._pump, name="gateway-kafka", daemon=True)

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from melon_contracts.commands import AmendBid, CancelBid, PlaceBid, SetLotReserve, WithdrawLot
 from melon_contracts.envelope import Message
 from melon_contracts.events import BidUpdated, TradeExecuted
+from melon_contracts.health import health
 from melon_contracts.reference import (
     Grade,
     Identifier,
@@ -249,7 +250,11 @@ def create_app(api: PricingApi, extra: Any = None) -> FastAPI:
         api.feed.start()
         for reader in api.readers:
             reader.start()
+        if api.broker is not None:
+            api.broker.start()
         yield
+        if api.broker is not None:
+            await asyncio.to_thread(api.broker.stop)
         for reader in api.readers:
             await asyncio.to_thread(reader.stop)
         await asyncio.to_thread(api.feed.stop)
@@ -425,11 +430,13 @@ def create_app(api: PricingApi, extra: Any = None) -> FastAPI:
 
     @app.get("/healthz")
     def healthz(api: Api) -> JSONResponse:
+        """200 ``ok``; 503 ``starting`` naming the readers still catching up, or ``degraded``
+        while the broker does not answer (the board can be read, no bid can be taken)."""
         readers = [*api.readers, *([api.feed.reader] if api.feed.reader is not None else [])]
         waiting = {r.name: state for r in readers if (state := not_ready(r))}
-        if waiting:
-            return JSONResponse(status_code=503, content={"status": "starting", "waiting": waiting})
-        return JSONResponse(content={"status": "ok"})
+        degraded = {} if api.broker is None else api.broker.degraded()
+        code, body = health(waiting, degraded)
+        return JSONResponse(status_code=code, content=body)
 
     if extra is not None:
         extra(app)
