@@ -183,6 +183,13 @@ class CreditBook:
                     self._pending[merchant.merchant_id][bid_id] = previous
                 raise
 
+    def hold(self, merchant_id: str, bid_id: str, cost_fen: int) -> None:
+        """A bid on its way to the book, as read back from the log: it holds its full cost until
+        the matcher reports it (the same hold ``reserving`` leaves, so taking both is one)."""
+        with self._lock:
+            if bid_id not in self._committed.get(merchant_id, {}):
+                self._pending.setdefault(merchant_id, {})[bid_id] = cost_fen
+
     def bid_state(self, merchant_id: str, bid_id: str, open_cost_fen: int) -> None:
         """The matcher reported a bid: ``open_cost_fen`` is what its remaining part may cost."""
         with self._lock:

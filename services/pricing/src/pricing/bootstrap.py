@@ -10,7 +10,7 @@ from melon_contracts.commands import PlaceBid
 from melon_contracts.envelope import Message
 from melon_contracts.events import BidUpdated, BoardUpdated, TradeExecuted
 from melon_contracts.health import BrokerWatch
-from melon_contracts.topics import BID_UPDATES, TRADES, TopicSpec
+from melon_contracts.topics import BID_UPDATES, BOOK_COMMANDS, TRADES, TopicSpec
 from melon_contracts.transport import InMemoryPublisher, KafkaPublisher, Publisher, TopicReader
 from melon_contracts.units import amount_fen
 from pricing.accounts import Accounts, CreditBook
@@ -47,11 +47,14 @@ class MerchantLedger:
         with self._lock:
             self.trades.setdefault(trade.merchant_id, {})[trade.trade_id] = trade
 
-    def sent(self, bid: PlaceBid) -> None:
+    def sent(self, bid: PlaceBid) -> bool:
+        """Keep a bid that is on its way to the book; False once the matcher reported it."""
         with self._lock:
             self.owners.setdefault(bid.bid_id, bid.merchant_id)
-            if bid.bid_id not in self.bids.get(bid.merchant_id, {}):
-                self.pending[bid.bid_id] = bid
+            if bid.bid_id in self.bids.get(bid.merchant_id, {}):
+                return False
+            self.pending[bid.bid_id] = bid
+            return True
 
     def pending_of(self, merchant_id: str) -> list[PlaceBid]:
         with self._lock:
@@ -114,6 +117,11 @@ class PricingApi:
         elif isinstance(message, TradeExecuted):
             self.ledger.trade(message)
             self.credit.traded(message.merchant_id, message.trade_id, message.amount_fen)
+        elif isinstance(message, PlaceBid) and self.ledger.sent(message):
+            # On book.commands but not yet reported (this API or another one sent it, perhaps
+            # before a restart): pending, and holding its cost, until the matcher reports it.
+            cost = amount_fen(message.quantity_g, message.price_fen_per_kg)
+            self.credit.hold(message.merchant_id, message.bid_id, cost)
 
 
 def build(settings: Settings) -> PricingApi:

@@ -13,7 +13,7 @@ from melon_contracts.commands import AmendBid, CancelBid, PlaceBid, WithdrawLot
 from melon_contracts.events import BidUpdated, BoardUpdated, TradeExecuted
 from melon_contracts.health import BrokerWatch
 from melon_contracts.reference import Grade
-from melon_contracts.topics import BID_UPDATES, BOARD_UPDATES, TRADES
+from melon_contracts.topics import BID_UPDATES, BOARD_UPDATES, BOOK_COMMANDS, TRADES
 from melon_contracts.transport import InMemoryPublisher
 from pricing.accounts import Accounts, token_hash
 from pricing.bootstrap import PricingApi, build_for_tests
@@ -335,3 +335,42 @@ def test_the_health_check_says_degraded_while_the_broker_does_not_answer(api: Pr
     body = response.json()
     assert body["status"] == "degraded"
     assert "connection refused" in body["degraded"]["broker_unreachable"]
+
+
+def test_a_bid_sent_before_a_restart_stays_pending_and_held_until_the_book_reports_it(
+    client: TestClient, api: PricingApi
+) -> None:
+    # Given a bid that one API instance sent, read back from book.commands by a fresh one
+    assert client.post("/bids", json=BID, headers=auth(LANZHOU)).status_code == 202
+    [command] = sent(api)
+    fresh = build_for_tests(api.accounts)
+    fresh.on_message(BOOK_COMMANDS, "xizhoumi.class_i", command)
+    with TestClient(create_app(fresh)) as restarted:
+        # Then it shows as pending and holds its cost
+        [bid] = restarted.get("/me/bids", headers=auth(LANZHOU)).json()
+        assert (bid["bid_id"], bid["status"]) == ("B-1", "pending")
+        assert restarted.get("/me", headers=auth(LANZHOU)).json()["committed_yuan"] == "2242.80"
+        # and once the book reports it, it is what the book says, held once
+        report(fresh, "B-1", "resting", 400_500)
+        [bid] = restarted.get("/me/bids", headers=auth(LANZHOU)).json()
+        assert bid["status"] == "resting"
+        assert restarted.get("/me", headers=auth(LANZHOU)).json()["committed_yuan"] == "2242.80"
+
+
+def test_a_bid_read_back_after_its_report_is_not_pending_again(api: PricingApi) -> None:
+    # The readers take topics in no fixed order: the report may come before the command
+    report(api, "B-9", "filled", 0, filled_g=400_500)
+    bid = PlaceBid(
+        correlation_id="B-9",
+        bid_id="B-9",
+        merchant_id="merchant-lanzhou",
+        variety="xizhoumi",
+        grade=Grade.CLASS_I,
+        price_fen_per_kg=560,
+        quantity_g=400_500,
+    )
+    api.on_message(BOOK_COMMANDS, "xizhoumi.class_i", bid)
+    assert api.ledger.pending_of("merchant-lanzhou") == []
+    account = api.accounts.get("merchant-lanzhou")
+    assert account is not None
+    assert api.credit.credit(account).committed_fen == 0
