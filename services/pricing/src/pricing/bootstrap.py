@@ -134,15 +134,16 @@ def build(settings: Settings) -> PricingApi:
         feed=BoardFeed.from_kafka(settings.bootstrap, board=board, dead_letters=publisher),
         broker=BrokerWatch(settings.bootstrap),
     )
-    # Groupless readers replay the topics on start: the latest state of every bid and every
-    # trade, so credit and "my trades" are whole again after a restart. The board has its own
-    # reader in the feed, which fans each line out to the pages. What they cannot use goes to
-    # the dead-letter topics once, not again on each replay.
+    # Groupless readers replay the topics on start: every bid sent, the latest state of every
+    # bid and every trade, so credit, "my bids" (pending ones too) and "my trades" are whole
+    # again after a restart. The board has its own reader in the feed, which fans each line out
+    # to the pages. What they cannot use goes to the dead-letter topics once, not again on
+    # each replay.
     api.readers.append(
         TopicReader(
             "pricing",
             settings.bootstrap,
-            [BID_UPDATES, TRADES],
+            [BOOK_COMMANDS, BID_UPDATES, TRADES],
             api.on_message,
             dead_letters=publisher,
         )
