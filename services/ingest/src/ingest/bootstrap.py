@@ -67,13 +67,19 @@ def build(settings: Settings) -> IngestService:
         group_id=GRADER_GROUP,
         dead_letters=publisher,
     )
-    # No dead letters from the projection: without a group it re-reads the topics from the
-    # beginning on each start and would file the same rejects again each time.
+    # No dead letters from the projection: the grader files what cannot be used of
+    # lots.weighed, the matcher what cannot be used of lots.graded; a second reader filing the
+    # same records would race the first.
     projection = TopicReader(
         "ingest", settings.bootstrap, [LOTS_WEIGHED, LOTS_GRADED], Projection(stations)
     )
     readings = TopicReader(
-        "ingest", settings.bootstrap, [SCALE_READINGS], ReadingsFeed(stations), live=True
+        "ingest",
+        settings.bootstrap,
+        [SCALE_READINGS],
+        ReadingsFeed(stations),
+        dead_letters=publisher,
+        live=True,
     )
     return IngestService(
         stations=stations,
