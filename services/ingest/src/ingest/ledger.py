@@ -5,12 +5,19 @@ ingest service). ``Ledger.append`` seals a record onto the head of the chain and
 the broker acknowledged it. When an append fails the record may still have reached the log (the
 acknowledgement, not the write, may be what was lost), so the ledger marks itself uncertain and
 reads the log's tail before sealing anything else: a sequence number is never used twice.
+
+A record on the log that does not chain (unreadable, altered, out of line) is fenced off as
+``ingest.domain.ledger`` describes: it is not applied, it is logged, sent to
+``ingest.ledger.dlq`` with its offset and reason and counted, and before sealing anything else
+the ledger appends a break record that acknowledges it, voiding any number it claims. So one
+damaged record never stops the weigh stations, and the damage stays on the trail for good.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -18,19 +25,22 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from pydantic import ValidationError
 
-from ingest.domain.ledger import GENESIS_HASH, seal, verify
+from ingest import metrics
+from ingest.domain.ledger import BREAK_KIND, GENESIS_HASH, Chain, Damage, Finding, seal, verify
 from melon_contracts.events import LedgerRecord
-from melon_contracts.topics import INGEST_LEDGER
-from melon_contracts.transport import Publisher, PublishFailed
+from melon_contracts.topics import INGEST_LEDGER, by_name
+from melon_contracts.transport import KAFKA_CLIENT_TIMING, Publisher, PublishFailed, dead_letter
+
+log = logging.getLogger(__name__)
 
 Apply = Callable[[LedgerRecord], None]
 RawSource = Callable[[int], Iterator[tuple[int, bytes | None]]]
 """Reads the log from an offset: yields (offset, value bytes) up to the end as of the call."""
 
-
-class LedgerBroken(RuntimeError):
-    """The log read back does not chain: a record was altered, removed or forged."""
+SYSTEM_ACTOR = "melon-ingest"
+"""Who the service's own records (defaults, break records) are by."""
 
 
 def sealed(
@@ -56,48 +66,152 @@ def sealed(
     return draft.model_copy(update={"hash": seal(draft.model_dump(mode="json"))})
 
 
+def not_a_record(raw: Mapping[str, Any]) -> str | None:
+    """Why a chained record is not a ``LedgerRecord``, or None."""
+    try:
+        LedgerRecord.model_validate(raw)
+    except ValidationError as exc:
+        return _first_error(exc)
+    return None
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "value"
+    return f"{where}: {first['msg']}"
+
+
 class Ledger:
     """The chain's head and the one way to extend it; thread-safe."""
 
-    def __init__(self, publisher: Publisher, source: RawSource, apply: Apply) -> None:
+    def __init__(
+        self, publisher: Publisher, source: RawSource, apply: Apply, actor: str = SYSTEM_ACTOR
+    ) -> None:
         self._publisher = publisher
         self._source = source
         self._apply = apply
+        self._actor = actor
         self._lock = threading.RLock()
-        self.head_seq = 0
-        self.head_hash = GENESIS_HASH
+        self._chain = Chain()
         self._next_offset = 0
         self._uncertain = True
+        self._own_from: int | None = None
+        """The seq of this process's first append: from there on the head's records are ours."""
+        self._letters: dict[int, bytes | None] = {}
+        """The values of records fenced off in this process and not yet acknowledged."""
 
     @property
     def lock(self) -> threading.RLock:
         """Held across decide-append-apply, so two requests never seal onto the same head."""
         return self._lock
 
+    @property
+    def head_seq(self) -> int:
+        return self._chain.head_seq
+
+    @property
+    def head_hash(self) -> str:
+        return self._chain.head_hash
+
+    @property
+    def damage(self) -> tuple[Finding, ...]:
+        """Every record of the trail fenced off so far, with the break that acknowledged it."""
+        return self._chain.findings
+
     def catch_up(self) -> int:
-        """Apply every record the log has beyond the head; returns how many were applied."""
+        """Apply every record the log has beyond the head, fence off the ones that do not chain
+        and acknowledge them on the trail; returns how many records were applied."""
         applied = 0
         with self._lock:
             for offset, value in self._source(self._next_offset):
-                self._next_offset = offset + 1
                 raw = _parse(value)
-                if raw is None or not isinstance(raw.get("seq"), int):
-                    raise LedgerBroken(f"offset {offset}: unreadable record")
-                if raw["seq"] <= self.head_seq:
-                    continue  # our own append, applied when it was acknowledged
-                self._check_link(offset, raw)
-                record = LedgerRecord.model_validate(raw)
-                self._apply(record)
-                self.head_seq, self.head_hash = record.seq, record.hash
-                applied += 1
+                if not self._ours(raw):
+                    applied += self._take(offset, raw, value)
+                self._next_offset = offset + 1
+            # Certain only once the damage read is acknowledged: a dead letter or break the
+            # broker did not take is tried again before the next record is sealed.
+            self._acknowledge()
             self._uncertain = False
         return applied
 
-    def _check_link(self, offset: int, raw: Mapping[str, Any]) -> None:
-        if raw["seq"] != self.head_seq + 1:
-            raise LedgerBroken(f"offset {offset}: seq {raw['seq']} follows seq {self.head_seq}")
-        if raw.get("prev_hash") != self.head_hash or seal(raw) != raw.get("hash"):
-            raise LedgerBroken(f"offset {offset}: seq {raw['seq']} does not chain or is altered")
+    def _ours(self, raw: Mapping[str, Any] | None) -> bool:
+        """A record this process appended, read back after an append's acknowledgement was lost.
+
+        A foreign record claiming one of those seqs is passed over here too; the next start, which
+        reads the whole trail, fences it off.
+        """
+        if raw is None or self._own_from is None:
+            return False
+        seq = raw.get("seq")
+        return isinstance(seq, int) and self._own_from <= seq <= self.head_seq
+
+    def _take(self, offset: int, raw: dict[str, Any] | None, value: bytes | None) -> int:
+        """Apply a record read from the log, or fence it off; 1 if it was applied."""
+        finding = self._chain.examine(offset, raw)
+        record: LedgerRecord | None = None
+        if finding is None:
+            assert raw is not None
+            try:
+                record = LedgerRecord.model_validate(raw)
+            except ValidationError as exc:
+                finding = self._chain.finding(
+                    offset, raw, Damage.UNREADABLE, f"not a ledger record: {_first_error(exc)}"
+                )
+        if finding is not None:
+            self._chain.fence(finding)
+            self._letters[offset] = value
+            log.error("audit trail record fenced off: %s", finding.describe())
+            return 0
+        assert record is not None and raw is not None
+        self._apply(record)
+        self._chain.extend(raw)
+        return 1
+
+    def _acknowledge(self) -> None:
+        """Dead-letter the records fenced off and seal break records that acknowledge them."""
+        while (breach := self._chain.breach()) is not None:
+            seq, body = breach
+            named = [entry["offset"] for entry in body["damaged"]]
+            pending = {finding.offset: finding for finding in self._chain.unacknowledged}
+            for offset in named:
+                if offset in self._letters:
+                    self._dead_letter(pending[offset], self._letters[offset])
+            record = sealed(
+                seq,
+                self.head_hash,
+                BREAK_KIND,
+                self._actor,
+                None,
+                body,
+                correlation_id=f"{INGEST_LEDGER.name}:0:{named[0]}",
+            )
+            self._seal_on(record)
+            for offset in named:
+                self._letters.pop(offset, None)
+            log.warning(
+                "audit trail break sealed at seq %d: %d damaged record(s) acknowledged "
+                "(offsets %s), onto seq %d",
+                seq,
+                len(named),
+                named,
+                body["last_good_seq"],
+            )
+        damage = self._chain.findings
+        metrics.LEDGER_DAMAGED.set(len(damage))
+        if damage:
+            log.warning(
+                "the audit trail holds %d damaged record(s), fenced off: run "
+                "`melon-ingest audit verify`",
+                len(damage),
+            )
+
+    def _dead_letter(self, finding: Finding, value: bytes | None) -> None:
+        # The source gives no keys; the letter is named by the record's place on the trail, as
+        # the break record is, and its event id comes from that place, so sending it again after
+        # a failed attempt gives the same letter.
+        reason = f"{finding.damage.value}: {finding.detail}"
+        letter = dead_letter("ingest", INGEST_LEDGER, 0, finding.offset, None, value, reason)
+        self._publisher.publish(by_name(INGEST_LEDGER.dlq), letter.correlation_id, letter)
 
     def append(
         self,
@@ -120,14 +234,20 @@ class Ledger:
                 body,
                 correlation_id,
             )
-            try:
-                self._publisher.publish(INGEST_LEDGER, kind, record)
-            except PublishFailed:
-                self._uncertain = True
-                raise
-            self._apply(record)
-            self.head_seq, self.head_hash = record.seq, record.hash
+            self._seal_on(record)
             return record
+
+    def _seal_on(self, record: LedgerRecord) -> None:
+        """Publish a record sealed onto the head, then apply it; the caller holds the lock."""
+        try:
+            self._publisher.publish(INGEST_LEDGER, record.kind, record)
+        except PublishFailed:
+            self._uncertain = True
+            raise
+        self._apply(record)
+        self._chain.extend(record.model_dump(mode="json"))
+        if self._own_from is None:
+            self._own_from = record.seq
 
 
 def _parse(value: bytes | None) -> dict[str, Any] | None:
@@ -150,6 +270,7 @@ def kafka_source(bootstrap: str) -> RawSource:
             client_id="melon-ingest-ledger",
             enable_auto_commit=False,
             isolation_level="read_committed",
+            **KAFKA_CLIENT_TIMING,
         )
         try:
             consumer.assign([tp])
@@ -179,16 +300,16 @@ def memory_source(log: list[bytes]) -> RawSource:
 # -- the CLI: melon-ingest audit verify|export -------------------------------------------------
 
 
-def _records_from_file(path: Path) -> Iterator[dict[str, Any] | None]:
+def _records_from_file(path: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
+    """An export's records, each line's number from 0 standing for the offset it was read at."""
     with path.open("rb") as lines:
-        for line in lines:
-            if line.strip():
-                yield _parse(line)
+        for number, line in enumerate(lines):
+            yield number, _parse(line.rstrip(b"\n"))
 
 
-def _records_from_topic(bootstrap: str) -> Iterator[dict[str, Any] | None]:
-    for _, value in kafka_source(bootstrap)(0):
-        yield _parse(value)
+def _records_from_topic(bootstrap: str) -> Iterator[tuple[int, dict[str, Any] | None]]:
+    for offset, value in kafka_source(bootstrap)(0):
+        yield offset, _parse(value)
 
 
 def audit_main(argv: list[str]) -> int:
@@ -197,7 +318,11 @@ def audit_main(argv: list[str]) -> int:
         description="Check or export the weigh stations' hash-chained audit trail.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("verify", help="report the first altered or missing record")
+    check = sub.add_parser(
+        "verify",
+        help="name every damaged record (altered, missing, unreadable) and check the chain past "
+        "it; exit 1 if there is one",
+    )
     check.add_argument("--bootstrap", default="127.0.0.1:9092", help="read the ledger topic")
     check.add_argument("--file", type=Path, help="verify an exported JSON-lines file instead")
     export = sub.add_parser("export", help="write the ledger as JSON lines")
@@ -214,7 +339,7 @@ def audit_main(argv: list[str]) -> int:
         print(f"exported {count} ledger records to {args.out}")
         return 0
     source = _records_from_file(args.file) if args.file else _records_from_topic(args.bootstrap)
-    verdict = verify(source)
+    verdict = verify(source, validate=not_a_record)
     print(verdict.summary())
     return 0 if verdict.ok else 1
 

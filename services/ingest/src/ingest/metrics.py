@@ -39,6 +39,11 @@ REJECTED = Counter(
     "melon_ingest_rejected_inputs", "Requests and records refused, by reason", ["reason"]
 )
 LEDGER_HEAD = Gauge("melon_ingest_ledger_head_seq", "Sequence number of the audit trail's head")
+LEDGER_DAMAGED = Gauge(
+    "melon_ingest_ledger_damaged_records",
+    "Records on the audit trail fenced off as damaged (unreadable, altered, out of line); each is "
+    "on ingest.ledger.dlq, on /healthz and named by `melon-ingest audit verify`",
+)
 UNPUBLISHED = Gauge(
     "melon_ingest_unpublished_weighings",
     "Weighings in the audit trail not yet seen on lots.weighed (the relay retries them)",

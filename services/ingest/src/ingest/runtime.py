@@ -10,7 +10,9 @@ checks meanwhile:
 5. keep relaying now and then, in case the broker refused a publish while a request was served.
 
 The live readings feed starts at once: the console shows the scale even while the rest loads.
-Requests that change anything are refused with 503 until step 1 is done.
+Requests that change anything are refused with 503 until step 1 is done. Damaged records on the
+trail do not hold step 1 up: they are fenced off, and health reports the service degraded, ready
+but with the damage named, for as long as the trail holds it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ingest.ledger import LedgerBroken
+from ingest.domain.ledger import Finding
 from ingest.service import WeighStations
 from melon_contracts.transport import Reader, not_ready
 
@@ -34,13 +36,35 @@ class NotReady(RuntimeError):
 
 @dataclass(frozen=True)
 class Health:
-    """Whether the service can answer truthfully; ``not_ready`` names each part that is not."""
+    """Whether the service can answer truthfully; ``not_ready`` names each part that is not,
+    ``degraded`` each part that works but with something wrong a person must look into."""
 
     not_ready: dict[str, str]
+    degraded: dict[str, str] = field(default_factory=dict)
+    ledger_damage: tuple[Finding, ...] = ()
+    """The audit trail's fenced-off records."""
 
     @property
     def ok(self) -> bool:
         return not self.not_ready
+
+
+SHOWN_OFFSETS = 10
+
+
+def damage_report(damage: tuple[Finding, ...]) -> str:
+    """The audit trail's damage in one line, for health checks and people."""
+    offsets = ", ".join(str(f.offset) for f in damage[:SHOWN_OFFSETS])
+    if len(damage) > SHOWN_OFFSETS:
+        offsets += f" and {len(damage) - SHOWN_OFFSETS} more"
+    acknowledged = sum(1 for f in damage if f.acknowledged_by is not None)
+    first = damage[0]
+    return (
+        f"audit trail damaged: {len(damage)} record(s) fenced off at offset(s) {offsets} "
+        f"({acknowledged} acknowledged on the trail); first: {first.damage.value}: "
+        f"{first.detail}. Weighing goes on from the last good record; run "
+        f"`melon-ingest audit verify` and investigate"
+    )
 
 
 @dataclass
@@ -91,10 +115,6 @@ class IngestService:
         while not self._stopping.is_set():
             try:
                 applied = self.stations.load()
-            except LedgerBroken as exc:
-                self._load_state = f"audit trail broken: {exc}; run `melon-ingest audit verify`"
-                log.error("refusing to take weighings: %s", self._load_state)
-                return False
             except Exception as exc:
                 self._load_state = f"loading the audit trail: {type(exc).__name__}: {exc}"
                 log.warning("%s; retrying in %.1f s", self._load_state, delay)
@@ -150,4 +170,6 @@ class IngestService:
                 waiting["grader"] = state
         if self.readings is not None and self.readings.failure is not None:
             waiting["readings"] = f"failed: {self.readings.failure}"
-        return Health(waiting)
+        damage = self.stations.ledger.damage
+        degraded = {"ledger": damage_report(damage)} if damage else {}
+        return Health(waiting, degraded, damage)

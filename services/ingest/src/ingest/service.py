@@ -36,14 +36,13 @@ from ingest.domain.weighhouse import (
     WeighedLot,
     WeighHouse,
 )
-from ingest.ledger import Ledger, RawSource
+from ingest.ledger import SYSTEM_ACTOR, Ledger, RawSource
 from melon_contracts.events import LedgerRecord, LotGraded, LotWeighed, ScaleReading
 from melon_contracts.topics import LOTS_GRADED, LOTS_WEIGHED
 from melon_contracts.transport import Publisher, PublishFailed
 
 log = logging.getLogger(__name__)
 
-SYSTEM_ACTOR = "melon-ingest"
 EVENT_NAMESPACE = uuid.UUID("6f0e8d4c-6b1f-4bde-9a57-3c1d2e0a9b41")
 
 

@@ -6,6 +6,7 @@ test can put a load on a scale, let it settle and weigh.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -348,6 +349,45 @@ def test_a_restart_rebuilds_lots_tickets_and_parameters_from_the_audit_trail(
     # Defaults were recorded once, at the first start, not again at the restart
     kinds = [r.kind for r in hall.on(INGEST_LEDGER.name)]
     assert kinds.count("grading_profile_activated") == 1
+
+
+def test_a_restart_on_a_damaged_trail_weighs_on_past_the_damage_and_says_so(
+    client: TestClient, hall: Hall
+) -> None:
+    # Given ticket 1 of ws-1 on the trail
+    assert weigh(client, hall, 332_000).json()["ticket_no"] == 1
+    log = hall.publisher.log
+    # When a value that is not JSON and a forged weighing (ticket 2, its seal stale) land on it
+    genuine = json.loads(log[-1])
+    forged = {**genuine, "seq": genuine["seq"] + 1, "correlation_id": "MQ-FORGED"}
+    forged["body"] = {**genuine["body"], "ticket_no": 2, "net_g": 1}
+    garbage_at = len(log)
+    log.extend([b"\xff not json", json.dumps(forged).encode()])
+
+    restarted = Hall(publisher=hall.publisher)
+    restarted.service.start_in_line()
+    with TestClient(create_app(restarted.service)) as again:
+        # Then weighing goes on, with the ticket after the one the forgery claims
+        restarted.settle("ws-1", 120_000)
+        next_lot = again.post("/stations/ws-1/weighings", json=lot(lot_id="MQ-0002"))
+        assert next_lot.status_code == 201, next_lot.text
+        assert next_lot.json()["ticket_no"] == 3
+        void = again.get("/stations/ws-1/tickets/2")
+        assert void.status_code == 404 and "is void" in void.json()["detail"]
+        assert again.get("/lots/MQ-FORGED").status_code == 404
+        # And health is degraded but ready, naming each damaged record
+        health = again.get("/healthz")
+        assert health.status_code == 200
+        body = health.json()
+        assert body["status"] == "degraded" and "audit trail damaged" in body["degraded"]["ledger"]
+        assert [(d["offset"], d["damage"]) for d in body["ledger_damage"]] == [
+            (garbage_at, "unreadable"),
+            (garbage_at + 1, "altered"),
+        ]
+        assert {d["acknowledged_by_seq"] for d in body["ledger_damage"]} == {forged["seq"] + 1}
+        assert REGISTRY.get_sample_value("melon_ingest_ledger_damaged_records") == 2
+    letters = [m for name, _, m in hall.publisher.sent if name == INGEST_LEDGER.dlq]
+    assert [letter.offset for letter in letters] == [garbage_at, garbage_at + 1]
 
 
 def test_a_new_profile_version_is_activated_and_a_changed_old_one_refused(

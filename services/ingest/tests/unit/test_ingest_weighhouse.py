@@ -156,3 +156,26 @@ def test_a_changed_profile_needs_a_new_version(trail: Trail) -> None:
     with pytest.raises(ParameterRejected, match="new version"):
         trail.house.decide_profile(changed)
     assert trail.house.decide_profile(profile)["previous"] == f"{profile.profile_id}@1"
+
+
+def test_a_trail_break_voids_tickets_and_seqs_a_damaged_record_claims(trail: Trail) -> None:
+    house = trail.house
+    trail.add(Kind.LOT_WEIGHED, house.decide_crate_weighing("ws-1", details("L1"), 100_000))
+    # Given a break record (seq 7) voiding seq 6 and tickets 2-3 of ws-1, claimed by damage
+    body = {
+        "last_good_seq": 5,
+        "last_good_hash": "0" * 64,
+        "damaged": [{"offset": 5, "damage": "altered"}],
+        "void_seqs": {"first": 6, "last": 6},
+        "void_tickets": [{"station_id": "ws-1", "first": 2, "last": 3}],
+    }
+    with pytest.raises(ValueError, match="follows seq 5"):
+        house.apply(6, Kind.TRAIL_BREAK.value, "melon-ingest", body, "2026-08-12T09:00:00+00:00")
+    house.apply(7, Kind.TRAIL_BREAK.value, "melon-ingest", body, "2026-08-12T09:00:00+00:00")
+    # Then the station's next ticket comes after the voided ones, which are never issued
+    assert house.decide_crate_weighing("ws-1", details("L2"), 100_000)["ticket_no"] == 4
+    with pytest.raises(UnknownTicket, match=r"ticket 3 of station ws-1 is void.*seq 7"):
+        house.ticket("ws-1", 3)
+    with pytest.raises(UnknownTicket, match="its tickets run 1-3"):
+        house.ticket("ws-1", 4)
+    assert house.ticket("ws-1", 1).lot_id == "L1"

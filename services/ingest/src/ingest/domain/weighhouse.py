@@ -29,6 +29,7 @@ from ingest.domain.errors import (
     WrongStationKind,
 )
 from ingest.domain.grading import GradingProfile, Sample
+from ingest.domain.ledger import BREAK_KIND, TICKETED_KIND, next_seq
 from ingest.domain.scale import ScaleConfig
 from ingest.domain.tare import CrateTares, Net, VehiclePasses, crate_net
 from melon_contracts.reference import check_variety
@@ -48,9 +49,11 @@ class Kind(StrEnum):
     VEHICLE_TARE_STORED = "vehicle_tare_stored"
     PROFILE_ACTIVATED = "grading_profile_activated"
     VEHICLE_WEIGHED_IN = "vehicle_weighed_in"
-    LOT_WEIGHED = "lot_weighed"
+    LOT_WEIGHED = TICKETED_KIND
     LOT_CORRECTED = "lot_corrected"
     TICKET_PRINTED = "ticket_printed"
+    TRAIL_BREAK = BREAK_KIND
+    """The trail acknowledges damaged records and voids the numbers they claim."""
 
 
 class StationKind(StrEnum):
@@ -233,6 +236,8 @@ class WeighHouse:
         self.tickets: dict[tuple[str, int], str] = {}
         """(station, ticket number) -> lot id."""
         self.last_ticket: dict[str, int] = {}
+        self.void_tickets: list[tuple[str, int, int, int]] = []
+        """(station, first, last, seq of the break record) for each range of voided tickets."""
         self.head_seq = 0
 
     # -- folding the ledger -------------------------------------------------------------------
@@ -241,7 +246,7 @@ class WeighHouse:
         self, seq: int, kind: str, actor: str, body: Mapping[str, Any], recorded_at: str
     ) -> None:
         """Fold one ledger record in; records must come in sequence order."""
-        if seq != self.head_seq + 1:
+        if seq != next_seq(self.head_seq, kind, body):
             raise ValueError(f"ledger record seq {seq} follows seq {self.head_seq}")
         handler = getattr(self, f"_apply_{kind}", None)
         if handler is None:
@@ -326,6 +331,14 @@ class WeighHouse:
         lot = self.lots[self.tickets[(body["station_id"], body["ticket_no"])]]
         self.lots[lot.lot_id] = replace(lot, prints=body["print_no"])
 
+    def _apply_trail_break(self, seq: int, actor: str, body: Mapping[str, Any], at: str) -> None:
+        # The damaged records themselves were never applied; only the voided tickets matter
+        # here, so that a station's next ticket comes after them.
+        for void in body["void_tickets"]:
+            station_id, last = void["station_id"], void["last"]
+            self.void_tickets.append((station_id, void["first"], last, seq))
+            self.last_ticket[station_id] = max(self.last_ticket.get(station_id, 0), last)
+
     # -- lookups --------------------------------------------------------------------------------
 
     def station(self, station_id: str) -> Station:
@@ -344,6 +357,20 @@ class WeighHouse:
     def ticket(self, station_id: str, ticket_no: int) -> WeighedLot:
         self.station(station_id)
         lot_id = self.tickets.get((station_id, ticket_no))
+        voided_by = next(
+            (
+                seq
+                for station, first, last, seq in self.void_tickets
+                if station == station_id and first <= ticket_no <= last
+            ),
+            None,
+        )
+        if lot_id is None and voided_by is not None:
+            raise UnknownTicket(
+                f"ticket {ticket_no} of station {station_id} is void: a damaged record of the "
+                f"audit trail claims it, so it is never issued (the break record at seq "
+                f"{voided_by} says so); see `melon-ingest audit verify`"
+            )
         if lot_id is None:
             last = self.last_ticket.get(station_id, 0)
             raise UnknownTicket(

@@ -551,13 +551,29 @@ def create_app(service: IngestService) -> FastAPI:
 
     @app.get("/healthz")
     def healthz(service: ServiceDep) -> JSONResponse:
-        """200 once the audit trail is loaded and every reader caught up; 503 naming what is not."""
+        """200 once the audit trail is loaded and every reader caught up; 503 naming what is not.
+
+        ``degraded`` (with 200) names what works but needs a person: damaged records fenced off
+        the audit trail, each in ``ledger_damage`` with its offset and reason.
+        """
         health = service.health()
-        if health.ok:
-            return JSONResponse({"status": "ok"})
-        return JSONResponse(
-            {"status": "unavailable", "not_ready": health.not_ready},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
+        body: dict[str, Any] = {"status": "ok"}
+        if not health.ok:
+            body = {"status": "unavailable", "not_ready": health.not_ready}
+        elif health.degraded:
+            body = {"status": "degraded"}
+        if health.degraded:
+            body["degraded"] = health.degraded
+            body["ledger_damage"] = [
+                {
+                    "offset": f.offset,
+                    "damage": f.damage.value,
+                    "detail": f.detail,
+                    "acknowledged_by_seq": f.acknowledged_by,
+                }
+                for f in health.ledger_damage
+            ]
+        code = status.HTTP_200_OK if health.ok else status.HTTP_503_SERVICE_UNAVAILABLE
+        return JSONResponse(body, status_code=code)
 
     return app
