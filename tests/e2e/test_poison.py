@@ -3,9 +3,10 @@
 The matrix comes from the registry: every topic with the services that read it, times every kind
 of bad record a producer can leave there (bytes that are not JSON, JSON of the wrong shape, an
 event of another topic, a record keyed for something else, no value, a key of 1000 characters,
-a value at the topic's size limit). Each record must come back as a dead letter that names the
-fault, filed by each reader of its topic, and the hall must then weigh, trade and dispatch as
-before and stay ready, also after its readers have replayed the poison on a restart.
+garbage under a key of 80 digits, a value at the topic's size limit). Each record must come back
+as a dead letter that names the fault, filed by each reader of its topic, and the hall must then
+weigh, trade and dispatch as before and stay ready, also after its readers have replayed the
+poison on a restart.
 
 Everything here is keyed and named ``poison-<run>`` (books ``poisonmelon.*``, plates ``毒*``), so
 the hall's other tests, which share it, never meet it.
@@ -242,6 +243,9 @@ KINDS: dict[str, Callable[[TopicSpec, Message, Message, int], Poison]] = {
     ),
     "1000-character key": lambda spec, good, other, limit: Poison(
         b"k" * 1000, encode(good), "does not name"
+    ),
+    "garbage under an 80-digit key": lambda spec, good, other, limit: Poison(
+        b"0" * 80, b"\x01garbage", "Invalid JSON"
     ),
     "value at the size limit": lambda spec, good, other, limit: Poison(
         spec.key_of(good).encode(),
