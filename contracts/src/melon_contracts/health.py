@@ -115,14 +115,23 @@ class BrokerWatch:
             self._stop.wait(max(0.0, self._every_s - (time.monotonic() - began)))
 
 
-def health(waiting: dict[str, str], degraded: dict[str, str]) -> tuple[int, dict[str, Any]]:
+def health(
+    waiting: dict[str, str],
+    degraded: dict[str, str],
+    attention: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any]]:
     """The status code and body of every service's ``/healthz``.
 
     ``starting`` (503) while a reader catches up, naming each; ``degraded`` (503) while the
-    service can read but not write, with the reasons; ``ok`` (200) otherwise.
+    service can read but not write (``degraded`` names why); ``degraded`` (200) while it works
+    but something needs a person (``attention``, e.g. a damaged record fenced off); ``ok`` (200).
+    The status code says whether the service takes writes, the body what is wrong.
     """
+    reasons = {**(attention or {}), **degraded}
     if waiting:
-        return 503, {"status": "starting", "waiting": waiting, "degraded": degraded}
+        return 503, {"status": "starting", "waiting": waiting, "degraded": reasons}
     if degraded:
-        return 503, {"status": "degraded", "degraded": degraded}
+        return 503, {"status": "degraded", "degraded": reasons}
+    if reasons:
+        return 200, {"status": "degraded", "degraded": reasons}
     return 200, {"status": "ok"}

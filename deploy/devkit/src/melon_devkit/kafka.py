@@ -210,6 +210,23 @@ class Broker:
         finally:
             admin.close()
 
+    def kill(self) -> bool:
+        """Kill the broker without warning (SIGKILL), as a power cut would; its data stays."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        os.killpg(pid, signal.SIGKILL)
+        started = _STARTED.pop(pid, None)
+        if started is not None:
+            started.wait(timeout=10)
+        else:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.pid() is not None:
+                _reap(pid)
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop the broker cleanly (SIGTERM), or kill it after ``timeout_s``."""
         pid = self.pid()

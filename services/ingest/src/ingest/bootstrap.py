@@ -15,6 +15,7 @@ from ingest.runtime import IngestService
 from ingest.service import StationSetup, WeighStations
 from ingest.settings import Settings
 from melon_contracts.codec import encode
+from melon_contracts.health import BrokerWatch
 from melon_contracts.topics import INGEST_LEDGER, LOTS_GRADED, LOTS_WEIGHED, SCALE_READINGS
 from melon_contracts.transport import InMemoryPublisher, KafkaPublisher, TopicReader
 
@@ -86,6 +87,7 @@ def build(settings: Settings) -> IngestService:
         projection=projection,
         grader=grader,
         readings=readings,
+        broker=BrokerWatch(settings.bootstrap),
         on_stop=[publisher.close],
     )
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from ingest.domain.ledger import Finding
 from ingest.service import WeighStations
+from melon_contracts.health import BrokerWatch
 from melon_contracts.transport import Reader, not_ready
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class Health:
     degraded: dict[str, str] = field(default_factory=dict)
     ledger_damage: tuple[Finding, ...] = ()
     """The audit trail's fenced-off records."""
+    unwritable: dict[str, str] = field(default_factory=dict)
+    """Why nothing can be written now (the broker does not answer), by reason."""
 
     @property
     def ok(self) -> bool:
@@ -75,6 +78,7 @@ class IngestService:
     projection: Reader | None = None
     grader: Reader | None = None
     readings: Reader | None = None
+    broker: BrokerWatch | None = None
     on_stop: list[Callable[[], None]] = field(default_factory=list)
     relay_every_s: float = 2.0
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
@@ -84,6 +88,8 @@ class IngestService:
     _load_state: str = field(default="loading the audit trail", init=False)
 
     def start(self) -> None:
+        if self.broker is not None:
+            self.broker.start()
         if self.readings is not None:
             self.readings.start()
         self._starter = threading.Thread(target=self._start_up, name="ingest-start", daemon=True)
@@ -151,6 +157,8 @@ class IngestService:
             # A reader the start-up thread never reached was not started and cannot be joined.
             with contextlib.suppress(RuntimeError):
                 reader.stop()
+        if self.broker is not None:
+            self.broker.stop()
         for hook in self.on_stop:
             try:
                 hook()
@@ -172,4 +180,5 @@ class IngestService:
             waiting["readings"] = f"failed: {self.readings.failure}"
         damage = self.stations.ledger.damage
         degraded = {"ledger": damage_report(damage)} if damage else {}
-        return Health(waiting, degraded, damage)
+        unwritable = {} if self.broker is None else self.broker.degraded()
+        return Health(waiting, degraded, damage, unwritable)

@@ -446,7 +446,7 @@ def test_writes_are_refused_until_the_audit_trail_is_loaded() -> None:
         response = client.post("/stations/ws-1/weighings", json=lot())
         assert (response.status_code, response.json()["error"]) == (503, "not_ready")
         health = client.get("/healthz")
-        assert health.status_code == 503 and "ledger" in health.json()["not_ready"]
+        assert health.status_code == 503 and "ledger" in health.json()["waiting"]
 
 
 def test_a_reading_delivered_twice_is_applied_once(hall: Hall) -> None:

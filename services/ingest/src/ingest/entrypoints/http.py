@@ -40,6 +40,7 @@ from ingest.domain.weighhouse import LotDetails, PendingVehicle, StationKind, We
 from ingest.entrypoints import pages
 from ingest.runtime import IngestService, NotReady
 from ingest.service import Ticketed, WeighStations
+from melon_contracts.health import health as shared_health
 from melon_contracts.reference import VARIETIES, Identifier, UnknownVariety
 from melon_contracts.transport import PublishFailed
 from melon_contracts.units import UnitError, g_to_kg, kg_to_g
@@ -551,19 +552,15 @@ def create_app(service: IngestService) -> FastAPI:
 
     @app.get("/healthz")
     def healthz(service: ServiceDep) -> JSONResponse:
-        """200 once the audit trail is loaded and every reader caught up; 503 naming what is not.
+        """200 ``ok``; 503 ``starting`` naming what is still loading, or ``degraded`` while the
+        broker does not answer (nothing can be weighed).
 
-        ``degraded`` (with 200) names what works but needs a person: damaged records fenced off
+        ``degraded`` with 200 names what works but needs a person: damaged records fenced off
         the audit trail, each in ``ledger_damage`` with its offset and reason.
         """
         health = service.health()
-        body: dict[str, Any] = {"status": "ok"}
-        if not health.ok:
-            body = {"status": "unavailable", "not_ready": health.not_ready}
-        elif health.degraded:
-            body = {"status": "degraded"}
-        if health.degraded:
-            body["degraded"] = health.degraded
+        code, body = shared_health(health.not_ready, health.unwritable, health.degraded)
+        if health.ledger_damage:
             body["ledger_damage"] = [
                 {
                     "offset": f.offset,
@@ -573,7 +570,6 @@ def create_app(service: IngestService) -> FastAPI:
                 }
                 for f in health.ledger_damage
             ]
-        code = status.HTTP_200_OK if health.ok else status.HTTP_503_SERVICE_UNAVAILABLE
         return JSONResponse(body, status_code=code)
 
     return app
