@@ -139,6 +139,11 @@ def _brief(key: str, chars: int = 80) -> str:
     return f"{key[:chars]!r}... ({len(key)} characters)"
 
 
+def wrong_key(spec: TopicSpec, key: str, expected: str) -> str:
+    """Why a record keyed ``key`` is refused where its value says ``expected``."""
+    return f"wrong key: {_brief(key)} does not name the {spec.key} {expected!r}"
+
+
 def not_ready(reader: Reader) -> str | None:
     """Why a reader cannot yet vouch for its service's state, or None when it can."""
     if reader.failure is not None:
@@ -425,9 +430,7 @@ class TopicReader:
             return
         expected = spec.key_of(message)
         if key is not None and key != expected:
-            self._reject(
-                spec, record, f"wrong key: {_brief(key)} does not name the {spec.key} {expected!r}"
-            )
+            self._reject(spec, record, wrong_key(spec, key, expected))
             return
         delay = self._retry_s
         while True:

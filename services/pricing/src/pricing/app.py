@@ -26,7 +26,7 @@ import faust.streams as faust_streams
 from aiokafka.errors import KafkaError
 
 from melon_contracts.admin import BOOK_RECORD_MAX_BYTES
-from melon_contracts.codec import UndecodableMessage, decode
+from melon_contracts.codec import UndecodableMessage, decode, decode_key
 from melon_contracts.commands import (
     BookCommand,
     OfferLot,
@@ -42,6 +42,7 @@ from melon_contracts.topics import (
     TRADES,
     TopicSpec,
 )
+from melon_contracts.transport import wrong_key
 from pricing import metrics
 from pricing.adapters.command_log import (
     Command,
@@ -120,9 +121,15 @@ async def lot_intake(stream: Any) -> None:
         except UndecodableMessage as exc:
             await outputs.dead_letter(LOTS_GRADED, event, str(exc))
             continue
-        if isinstance(graded, LotGraded):
-            key = book_key(graded.variety, graded.grade)
-            await outputs.publish(BOOK_COMMANDS, key, offer(graded))
+        if not isinstance(graded, LotGraded):
+            continue
+        expected = LOTS_GRADED.key_of(graded)
+        key = decode_key(event.key)
+        if key is not None and key != expected:
+            await outputs.dead_letter(LOTS_GRADED, event, wrong_key(LOTS_GRADED, key, expected))
+            continue
+        key = book_key(graded.variety, graded.grade)
+        await _publish([(BOOK_COMMANDS, key, offer(graded))])
 
 
 def offer(graded: LotGraded) -> OfferLot:

@@ -14,7 +14,14 @@ from melon_contracts.commands import AmendBid, OfferLot, PlaceBid
 from melon_contracts.envelope import Message
 from melon_contracts.events import BidUpdated, BoardUpdated, LotGraded, TradeExecuted
 from melon_contracts.reference import Grade
-from melon_contracts.topics import BID_UPDATES, BOARD_UPDATES, BOOK_COMMANDS, TRADES, TopicSpec
+from melon_contracts.topics import (
+    BID_UPDATES,
+    BOARD_UPDATES,
+    BOOK_COMMANDS,
+    LOTS_GRADED,
+    TRADES,
+    TopicSpec,
+)
 from pricing import app as worker
 from pricing.adapters.command_log import Command, InMemoryCommandLog
 from pricing.adapters.outputs import RecordingOutputs
@@ -397,3 +404,17 @@ def test_a_stalled_partition_catches_up_from_the_log(
     assert states == ["c1", "c2"]
     assert worker.books[worker._mark_key(3)]["through"] == 6
     assert asyncio.run(scenario()) == 0
+
+
+def test_a_graded_lot_under_another_lots_key_is_dead_lettered_not_offered(
+    outputs: RecordingOutputs,
+) -> None:
+    async def scenario() -> None:
+        async with worker.lot_intake.test_context() as agent:
+            await agent.put(encode(graded("L7")), key=b"L8")
+            await agent.put(encode(graded("L9")), key=b"L9")
+
+    asyncio.run(scenario())
+    [(topic, _, letter), (then, key, _)] = outputs.sent
+    assert topic == LOTS_GRADED.dlq and "wrong key" in letter.reason
+    assert (then, key) == (BOOK_COMMANDS.name, BOOK)
