@@ -16,6 +16,7 @@ from melon_contracts.units import amount_fen
 from pricing.accounts import Accounts, CreditBook
 from pricing.adapters.board_feed import BoardFeed
 from pricing.adapters.board_view import Board
+from pricing.adapters.memory import MemoryRelease
 from pricing.settings import Settings
 
 
@@ -104,6 +105,8 @@ class PricingApi:
     readers: list[TopicReader] = field(default_factory=list)
     broker: BrokerWatch | None = None
     """Whether the broker answers; None in tests without one."""
+    memory: MemoryRelease | None = None
+    """Hands freed memory back after many board watchers left; None in tests."""
 
     def on_message(self, spec: TopicSpec, key: str | None, message: Message) -> None:
         if isinstance(message, BoardUpdated):
@@ -127,12 +130,14 @@ class PricingApi:
 def build(settings: Settings) -> PricingApi:
     publisher = KafkaPublisher("pricing", settings.bootstrap)
     board = Board()
+    feed = BoardFeed.from_kafka(settings.bootstrap, board=board, dead_letters=publisher)
     api = PricingApi(
         publisher=publisher,
         accounts=Accounts.load(Path(settings.merchants_file)),
         board=board,
-        feed=BoardFeed.from_kafka(settings.bootstrap, board=board, dead_letters=publisher),
+        feed=feed,
         broker=BrokerWatch(settings.bootstrap),
+        memory=MemoryRelease(lambda: feed.subscribers),
     )
     # Groupless readers replay the topics on start: every bid sent, the latest state of every
     # bid and every trade, so credit, "my bids" (pending ones too) and "my trades" are whole

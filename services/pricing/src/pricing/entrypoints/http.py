@@ -250,11 +250,13 @@ def create_app(api: PricingApi, extra: Any = None) -> FastAPI:
         api.feed.start()
         for reader in api.readers:
             reader.start()
-        if api.broker is not None:
-            api.broker.start()
+        for watch in (api.broker, api.memory):
+            if watch is not None:
+                watch.start()
         yield
-        if api.broker is not None:
-            await asyncio.to_thread(api.broker.stop)
+        for watch in (api.broker, api.memory):
+            if watch is not None:
+                await asyncio.to_thread(watch.stop)
         for reader in api.readers:
             await asyncio.to_thread(reader.stop)
         await asyncio.to_thread(api.feed.stop)
