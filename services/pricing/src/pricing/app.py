@@ -24,6 +24,7 @@ from typing import Any
 import faust
 import faust.streams as faust_streams
 from aiokafka.errors import KafkaError
+from faust.types import TP
 
 from melon_contracts.admin import BOOK_RECORD_MAX_BYTES
 from melon_contracts.codec import UndecodableMessage, decode, decode_key
@@ -207,6 +208,7 @@ async def take(events: list[Any]) -> None:
                     len(missing),
                 )
                 metrics.FETCHED.labels("skipped").inc(len(missing))
+                await _acknowledged(partition, expected, command.offset - 1)
                 commands += missing
             commands.append(command)
             expected = command.offset + 1
@@ -237,7 +239,22 @@ async def catch_up(partition: int) -> int:
             metrics.FETCHED.labels("stalled").inc(len(missing))
         for first in range(0, len(missing), MATCH_BATCH):
             await match_batch(missing[first : first + MATCH_BATCH])
+        if missing:
+            await _acknowledged(partition, start, end - 1)
         return len(missing)
+
+
+async def _acknowledged(partition: int, first: int, last: int) -> None:
+    """Tell faust that offsets ``first``..``last`` are done, though its stream never had them.
+
+    Correctness rests on the marks, not on faust's commits; but faust commits a partition only
+    up to its first offset not acknowledged, so without this its committed offset (and the
+    group's lag) would stand still at the records it dropped until the next restart. faust
+    keeps such ranges as "gaps", its own name for offsets a stream will not see.
+    """
+    add_gap = getattr(app.consumer, "_add_gap", None)
+    if add_gap is not None and last >= first:
+        await add_gap(TP(BOOK_COMMANDS.name, partition), first, last)
 
 
 _still: dict[int, tuple[int, float]] = {}
