@@ -33,4 +33,3 @@ def test_memory_is_released_when_the_watchers_fell_far_enough_from_their_peak() 
     now["t"] = 111.0
     assert release.check()
     assert released == [100.0, 111.0]
-
