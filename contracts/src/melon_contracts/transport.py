@@ -164,36 +164,84 @@ def check_writer(service: Service, spec: TopicSpec) -> None:
 
 
 class KafkaPublisher:
-    """Publishes and waits for the broker's acknowledgement, so a 2xx means the event is durable."""
+    """Publishes and waits for the broker's acknowledgement, so a 2xx means the event is durable.
+
+    A producer that failed a publish is closed at once and the next publish starts a new one.
+    kafka-python's idempotent producer (3.0) that expired a batch it had already sent drops its
+    producer id and never asks for another: it would hold every later record, unsent and never
+    expired, while the broker answers again. Closing it abandons what it still held, so a failed
+    publish stays final.
+    """
 
     def __init__(self, service: Service, bootstrap: str, timeout_s: float = 15.0) -> None:
         self._service = service
+        self._bootstrap = bootstrap
         self._timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._producer: KafkaProducer | None = self._new_producer()
+
+    def _new_producer(self) -> KafkaProducer:
         # The producer gives up on a record within the time publish() waits, so a PublishFailed
         # is final: the record will not land later behind the caller's back (it may have landed
         # already, with only the acknowledgement lost; readers dedupe by event id).
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id=f"melon-{service}",
+        return KafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=f"melon-{self._service}",
             acks="all",
             enable_idempotence=True,
             linger_ms=2,
             retries=2_147_483_647,
-            request_timeout_ms=int(timeout_s * 1000 * 2 / 3),
-            delivery_timeout_ms=int(timeout_s * 1000),
+            request_timeout_ms=int(self._timeout_s * 1000 * 2 / 3),
+            delivery_timeout_ms=int(self._timeout_s * 1000),
             **KAFKA_CLIENT_TIMING,
         )
 
+    def _current(self) -> KafkaProducer:
+        with self._lock:
+            if self._producer is None:
+                self._producer = self._new_producer()
+            return self._producer
+
     def publish(self, spec: TopicSpec, key: str, message: Message) -> None:
         check_writer(self._service, spec)
+        producer: KafkaProducer | None = None
         try:
-            future = self._producer.send(spec.name, key=encode_key(key), value=encode(message))
+            producer = self._current()
+            future = producer.send(spec.name, key=encode_key(key), value=encode(message))
             future.get(timeout=self._timeout_s + 5)
         except KafkaError as exc:
+            if producer is not None:
+                self._retire(producer)
             raise _not_acknowledged(message, key, exc) from exc
 
+    def _retire(self, producer: KafkaProducer) -> None:
+        """Close a producer that failed a publish, unless another thread already did."""
+        with self._lock:
+            if self._producer is not producer:
+                return
+            self._producer = None
+        _close(producer, timeout_s=0)
+
     def close(self) -> None:
-        self._producer.close(timeout=5)
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            _close(producer, timeout_s=5)
+
+
+def _close(producer: KafkaProducer, timeout_s: float) -> None:
+    """Close a producer, abandoning what it has not sent within ``timeout_s``."""
+    try:
+        producer.close(timeout=timeout_s)
+    except KafkaError:
+        # kafka-python flushes before it closes and raises when the flush times out, leaving the
+        # I/O thread running with what it holds: end the thread without sending it.
+        producer._sender.force_close()
+        producer._sender.join(timeout=5)
+        try:
+            producer.close(timeout=0)
+        except KafkaError as exc:
+            log.warning("a Kafka producer did not close cleanly: %s", exc)
 
 
 @dataclass
