@@ -7,7 +7,7 @@ PACKAGES := contracts services/ingest services/pricing services/dispatch deploy/
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 BOOTSTRAP ?= 127.0.0.1:9092
 
-.PHONY: setup browser run stop test lint format unit e2e bench kafka-up kafka-down kafka-status topics schemas lock clean
+.PHONY: setup browser run stop test lint format unit e2e bench soak kafka-up kafka-down kafka-status topics schemas lock clean
 
 setup: $(STAMP)
 
@@ -74,6 +74,11 @@ bench: setup
 		--profile var/bench/profile --json var/bench/pipeline.json
 	@$(MAKE) --no-print-directory browser
 	$(BIN)/python bench/plot.py --dir var/bench
+
+# A trading day while every service and the broker are SIGKILLed and started again, then every
+# acknowledged operation looked for on the topics; its own broker and hall in var/soak/.
+soak: setup
+	$(BIN)/python -m melon_devkit.soak --json var/soak/soak.json
 
 kafka-up: setup
 	$(BIN)/python -m melon_devkit.kafka up
