@@ -21,13 +21,16 @@ from melon_devkit.soak.chaos import KILLABLE
 pytestmark = pytest.mark.e2e
 
 SIZE = ["--kills", "5", "--broker-kills", "1", "--duration", "100", "--trucks", "4", "--seed", "3"]
+SETTLE = ["--settle-timeout", "90"]
+"""Long enough for the hall to catch up after the day; a soak that fails says why within the
+bound below instead of being stopped by it."""
 RUN_WITHIN_S = 420
 """A bound on the run (it takes about three minutes), so a stuck soak fails instead of hanging."""
 
 
 def test_a_small_kill_soak_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
     report_file = tmp_path / "soak.json"
-    command = [sys.executable, "-m", "melon_devkit.soak", *SIZE]
+    command = [sys.executable, "-m", "melon_devkit.soak", *SIZE, *SETTLE]
     command += ["--home", str(tmp_path / "home"), "--json", str(report_file)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
