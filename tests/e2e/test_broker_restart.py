@@ -87,8 +87,20 @@ def check_in(hall: Hall, plate: str) -> httpx.Response:
     )
 
 
-def weighing(hall: Hall, lot_id: str) -> httpx.Response | None:
-    """A weighing of the loaded ws-1 once its scale shows a stable load; None before that.
+class Unstable:
+    """What the station's scale showed when it was not yet stable: a probe's last word."""
+
+    status_code = 0
+
+    def __init__(self, scale: dict[str, Any]) -> None:
+        self.scale = scale
+
+    def __repr__(self) -> str:
+        return f"scale not stable: {self.scale}"
+
+
+def weighing(hall: Hall, lot_id: str) -> httpx.Response | Unstable:
+    """A weighing of the loaded ws-1 once its scale shows a stable load; what the scale showed before that.
 
     A try whose answer was lost may have been recorded: the lot's tag then gives its ticket
     (200), as it does for an operator who scans it again.
@@ -96,7 +108,7 @@ def weighing(hall: Hall, lot_id: str) -> httpx.Response | None:
     ingest = hall.url("ingest")
     scale = httpx.get(f"{ingest}/stations/ws-1/scale", timeout=5).json()
     if not scale.get("stable"):
-        return None
+        return Unstable(scale)
     body = lot_body(lot_id, [12.5, 12.8, 12.6])
     return httpx.post(f"{ingest}/stations/ws-1/weighings", json=body, timeout=30)
 
@@ -134,11 +146,19 @@ def test_services_say_degraded_without_the_broker_and_take_writes_soon_after_it_
     took: dict[str, float] = {}
 
     def written(name: str, attempt: Any, ok: tuple[int, ...]) -> None:
+        last: list[Any] = []
+
         def probe() -> bool:
             response = attempt()
-            return response is not None and response.status_code in ok
+            last[:] = [response]
+            return response.status_code in ok
 
-        eventually(probe, timeout_s=BACK_WITHIN_S + 20, every_s=0.25)
+        try:
+            eventually(probe, timeout_s=BACK_WITHIN_S + 20, every_s=0.25)
+        except AssertionError as exc:
+            said = last[0] if last else None
+            text = getattr(said, "text", repr(said))
+            raise AssertionError(f"{name} not taken again; the last answer: {text}") from exc
         took[name] = time.monotonic() - back
 
     # Then bids, check-ins and weighings are taken again, and health is ok

@@ -220,17 +220,20 @@ class KafkaPublisher:
             if self._producer is not producer:
                 return
             self._producer = None
-        _close(producer, timeout_s=0)
+        close_producer(producer, timeout_s=0)
 
     def close(self) -> None:
         with self._lock:
             producer, self._producer = self._producer, None
         if producer is not None:
-            _close(producer, timeout_s=5)
+            close_producer(producer, timeout_s=5)
 
 
-def _close(producer: KafkaProducer, timeout_s: float) -> None:
-    """Close a producer, abandoning what it has not sent within ``timeout_s``."""
+def close_producer(producer: KafkaProducer, timeout_s: float) -> None:
+    """Close a producer, abandoning what it has not sent within ``timeout_s``.
+
+    Also the way to retire an idempotent producer that expired a batch (see ``KafkaPublisher``).
+    """
     try:
         producer.close(timeout=timeout_s)
     except KafkaError:

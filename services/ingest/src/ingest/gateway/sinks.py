@@ -24,7 +24,7 @@ from ingest.gateway.throttle import Throttle
 from melon_contracts.codec import encode, encode_key
 from melon_contracts.events import ScaleReading
 from melon_contracts.topics import SCALE_READINGS
-from melon_contracts.transport import KAFKA_CLIENT_TIMING, check_writer
+from melon_contracts.transport import KAFKA_CLIENT_TIMING, check_writer, close_producer
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,11 @@ class KafkaReadingSink:
     ``send`` only queues the reading; a thread of its own hands it to the producer, whose
     ``send`` can block (on metadata, or when its buffer is full while the broker is away). A
     reading that finds the queue full is dropped and counted as a publish failure.
+
+    A producer that lost a reading is replaced before the next one is sent: kafka-python's
+    idempotent producer that expired a batch it had sent holds every later record unsent for
+    good (see ``KafkaPublisher``), which left the stations offline after the broker came back.
+    What the old producer still held is abandoned; it is older than the delivery timeout anyway.
     """
 
     def __init__(
@@ -83,12 +88,13 @@ class KafkaReadingSink:
         *,
         queue_size: int = 100_000,
         close_timeout_s: float = 10.0,
+        delivery_timeout_s: float = DELIVERY_TIMEOUT_MS / 1000,
     ) -> None:
         check_writer("ingest", SCALE_READINGS)
         self._metrics = metrics
         self._log_throttle = Throttle(interval_s=1.0)
         self._close_timeout_s = close_timeout_s
-        self._producer = KafkaProducer(
+        self._settings = dict(
             bootstrap_servers=bootstrap,
             client_id="melon-ingest-gateway",
             acks="all",
@@ -96,10 +102,12 @@ class KafkaReadingSink:
             linger_ms=5,
             retries=2_147_483_647,
             max_block_ms=MAX_BLOCK_MS,
-            request_timeout_ms=10_000,
-            delivery_timeout_ms=DELIVERY_TIMEOUT_MS,
+            request_timeout_ms=min(10_000, int(delivery_timeout_s * 1000 * 2 / 3)),
+            delivery_timeout_ms=int(delivery_timeout_s * 1000),
             **KAFKA_CLIENT_TIMING,
         )
+        self._producer = KafkaProducer(**self._settings)
+        self._failed_producer: KafkaProducer | None = None
         self._queue: queue.Queue[ScaleReading | object] = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._pump, name="gateway-kafka", daemon=True)
         self._thread.start()
@@ -118,14 +126,27 @@ class KafkaReadingSink:
                 return
             assert isinstance(item, ScaleReading)
             station = item.station_id
+            if self._failed_producer is self._producer:
+                self._renew()
+            producer = self._producer
             try:
-                future = self._producer.send(
+                future = producer.send(
                     SCALE_READINGS.name, key=encode_key(station), value=encode(item)
                 )
             except KafkaError as exc:
                 self._failed(station, exc)
             else:
-                future.add_errback(self._failed, station)
+                future.add_errback(self._lost, producer, station)
+
+    def _renew(self) -> None:
+        old, self._producer = self._producer, KafkaProducer(**self._settings)
+        log.warning("the producer lost readings; a new one publishes from now on")
+        close_producer(old, timeout_s=0)
+
+    def _lost(self, producer: KafkaProducer, station: str, cause: object) -> None:
+        """A reading the broker did not take: count it and mark its producer for replacing."""
+        self._failed_producer = producer
+        self._failed(station, cause)
 
     def _failed(self, station: str, cause: object) -> None:
         self._metrics.publish_failures.labels(station).inc()
