@@ -1,7 +1,9 @@
 """Conversions between what people type (kg, yuan) and what events carry (grams, fen).
 
 Weights are integer grams and money integer fen so that sums are exact. Converting refuses input
-that would need rounding: 12.3456 kg is a typing error, not a weight.
+that would need rounding: 12.3456 kg is a typing error, not a weight. It also refuses a negative
+amount, since no weight, price or limit a person types into the hall is below zero; a difference
+(a scale's drift below zero) says so with ``signed=True``.
 """
 
 from __future__ import annotations
@@ -16,21 +18,25 @@ class UnitError(ValueError):
     """A quantity that is not a finite, exact amount in the expected unit."""
 
 
-def _exact(value: Decimal | str | int, scale: int, what: str) -> int:
+def _exact(value: Decimal | str | int, scale: int, what: str, *, signed: bool = False) -> int:
+    """``value`` times ``scale`` as a whole, non-negative number, or a UnitError saying why not."""
     try:
         number = Decimal(value)
     except (InvalidOperation, ValueError) as exc:
         raise UnitError(f"{what} {value!r} is not a number") from exc
     if not number.is_finite():
         raise UnitError(f"{what} {value!r} is not a finite number")
+    if number < 0 and not signed:
+        raise UnitError(f"{what} {value} is below zero")
     scaled = number * scale
     if scaled != scaled.to_integral_value():
         raise UnitError(f"{what} {value} has more precision than 1/{scale}")
     return int(scaled)
 
 
-def kg_to_g(kg: Decimal | str | int) -> int:
-    return _exact(kg, GRAMS_PER_KG, "weight in kg")
+def kg_to_g(kg: Decimal | str | int, *, signed: bool = False) -> int:
+    """Kilograms to grams; ``signed`` for a difference such as a scale's drift, never a weight."""
+    return _exact(kg, GRAMS_PER_KG, "weight in kg", signed=signed)
 
 
 def yuan_to_fen(yuan: Decimal | str | int) -> int:
