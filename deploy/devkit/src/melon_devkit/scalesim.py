@@ -380,9 +380,9 @@ def _kg_text(value: object, what: str) -> str:
     return str(value)
 
 
-def _kg(value: object, what: str) -> int:
+def _kg(value: object, what: str, *, signed: bool = False) -> int:
     try:
-        return kg_to_g(_kg_text(value, what))
+        return kg_to_g(_kg_text(value, what), signed=signed)
     except UnitError as exc:
         raise SimulatorError(f"{what}: {exc}") from exc
 
@@ -623,7 +623,7 @@ class ScaleSimulator:
         self.scale(station).model.set_load(0)
 
     def drift(self, station: str, kg: str | int | float | Decimal) -> None:
-        grams = _kg(kg, "drift")
+        grams = _kg(kg, "drift", signed=True)
         spec = self.scale(station).spec
         if abs(grams) > spec.capacity_g // 10:
             raise SimulatorError("a zero drift is at most a tenth of the capacity")
