@@ -100,7 +100,7 @@ class Unstable:
 
 
 def weighing(hall: Hall, lot_id: str) -> httpx.Response | Unstable:
-    """A weighing of the loaded ws-1 once its scale shows a stable load; what the scale showed before that.
+    """A weighing of the loaded ws-1 once its scale shows a stable load, else what it showed.
 
     A try whose answer was lost may have been recorded: the lot's tag then gives its ticket
     (200), as it does for an operator who scans it again.

@@ -1,5 +1,5 @@
-"""A service's publisher (and the scale gateway's) whose record the broker never answered publishes again once the broker
-answers.
+"""A service's publisher, and the scale gateway's, whose record the broker never answered
+publishes again once the broker answers.
 
 The kill soak found it: the broker killed while the pricing API's publish was in flight, down
 longer than the publisher's delivery timeout, and every bid after it was refused 503 for good while
@@ -23,8 +23,8 @@ from ingest.gateway.metrics import GatewayMetrics
 from ingest.gateway.sinks import KafkaReadingSink
 from melon_contracts.admin import ensure_topics
 from melon_contracts.commands import CancelBid
-from melon_contracts.reference import Grade, book_key
 from melon_contracts.events import ScaleReading
+from melon_contracts.reference import Grade, book_key
 from melon_contracts.topics import BOOK_COMMANDS, SCALE_READINGS
 from melon_contracts.transport import KafkaPublisher, PublishFailed
 from melon_devkit.kafka import Broker, free_port
